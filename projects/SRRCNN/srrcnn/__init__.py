@@ -1,0 +1,1 @@
+"""SR-RCNN package."""
