@@ -1,0 +1,68 @@
+# -*- coding: utf-8 -*-
+"""Config keys of SR-RCNN. Every key that SR-RCNN adds to detectron2's config lives here.
+
+Section numbers refer to the thesis digest, ``shared/SPEC.md`` (README, "Config keys").
+"""
+from detectron2.config import CfgNode as CN
+
+
+def add_srrcnn_config(cfg):
+    """
+    Add config for SR-RCNN: ``cfg.MODEL.SRRCNN`` and ``cfg.SOLVER.GENERATOR``.
+    """
+    _C = cfg
+    _C.MODEL.SRRCNN = CN()
+    # Scale of the low-resolution copy I_0.5 of every training image (§2.1). The RoIs are
+    # pooled from its pyramid with the proposal boxes multiplied by the same factor (§2.4).
+    _C.MODEL.SRRCNN.LR_SCALE = 0.5
+    # How I_0.5 is made from the (normalised, padded) batch: "antialias" (bilinear with an
+    # anti-aliasing filter, what an image library's resize does; default), "bilinear"
+    # (no anti-aliasing) or "area" (box average). Thesis silent.
+    _C.MODEL.SRRCNN.LR_RESIZE = "antialias"
+
+    # Generator G_w (§2.5): turns RoI_LR (C x P x P) into super-resolved features of the same
+    # shape. Built from the SRRCNN_GENERATOR registry.
+    _C.MODEL.SRRCNN.GENERATOR = CN()
+    _C.MODEL.SRRCNN.GENERATOR.NAME = "SRResNetGenerator"
+    # Residual blocks conv3x3-norm-act-conv3x3-norm + skip; the thesis uses 7.
+    _C.MODEL.SRRCNN.GENERATOR.NUM_BLOCKS = 7
+    # Channels inside the blocks. Thesis silent; SRGAN uses 64. With WIDTH equal to the RoI
+    # channels (256 with FPN) the input 3x3 conv is dropped.
+    _C.MODEL.SRRCNN.GENERATOR.WIDTH = 64
+    # Activation inside the blocks: "prelu" (SRGAN, default), "relu" or "leaky_relu".
+    # Thesis silent. The last layer never has an activation (§2.5).
+    _C.MODEL.SRRCNN.GENERATOR.ACTIVATION = "prelu"
+    # Normalisation inside the blocks (detectron2 get_norm names: "BN", "GN", "SyncBN", "").
+    # The last layer never has one (§2.5).
+    _C.MODEL.SRRCNN.GENERATOR.NORM = "BN"
+
+    # Loss weights (§3). Adversarial terms of G and D: 0.001, from SRGAN.
+    _C.MODEL.SRRCNN.ADV_WEIGHT = 0.001
+    # Content loss MSE(G(RoI_LR), RoI_HR) in G's objective.
+    _C.MODEL.SRRCNN.CONTENT_WEIGHT = 1.0
+    # How the content loss is reduced: "mean" (per-element MSE, as SRGAN; default) or
+    # "sum_per_roi" ((1/N) sum_i ||G(LR_i) - HR_i||^2 literally: "mean" x C*P*P).
+    _C.MODEL.SRRCNN.CONTENT_REDUCTION = "mean"
+    # Weight of the classification and box-regression losses on G(RoI_LR) in G's objective.
+    _C.MODEL.SRRCNN.G_TASK_WEIGHT = 1.0
+    # Weight of D's classification and regression losses, each applied to both the SR and
+    # the HR terms (§3: 0.5, so that D, seeing two feature sets, does not dominate).
+    _C.MODEL.SRRCNN.D_TASK_WEIGHT = 0.5
+    # Adversarial loss of G: "saturating" (thesis: minimise log(1 - D(G(LR)))) or
+    # "non_saturating" (minimise -log D(G(LR))).
+    _C.MODEL.SRRCNN.ADV_LOSS = "saturating"
+    # Test-time box path (§5, thesis Table 4): "sr" sends the full-resolution RoI features
+    # through G before D's box head and predictor (thesis); "hr" skips G (plain Mask R-CNN
+    # head). Training always uses both paths. The mask head never uses G.
+    _C.MODEL.SRRCNN.TEST_MODE = "sr"
+
+    # Optimiser of the generator (§4): AdamW with its own learning rate. The discriminator
+    # (backbone, RPN, heads) uses SOLVER.* (SGD) as in Mask R-CNN.
+    _C.SOLVER.GENERATOR = CN()
+    # AdamW learning rate of G: 1e-4 (thesis; Adam's 1e-3 lets D run away from G).
+    _C.SOLVER.GENERATOR.BASE_LR = 1e-4
+    # AdamW weight decay and betas. Thesis silent: PyTorch's AdamW defaults.
+    _C.SOLVER.GENERATOR.WEIGHT_DECAY = 0.01
+    _C.SOLVER.GENERATOR.BETAS = (0.9, 0.999)
+    # G's learning-rate schedule has the shape of D's (SOLVER.LR_SCHEDULER_NAME, WARMUP_*,
+    # STEPS, GAMMA, MAX_ITER) applied to its own BASE_LR, in its own scheduler.

@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+"""SR-RCNN's meta-architecture: GeneralizedRCNN whose backbone also sees the 0.5x image."""
+from typing import Dict, List
+
+import torch
+import torch.nn.functional as F
+
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+
+from .roi_heads import LR_SUFFIX
+
+LR_RESIZE_MODES = ("antialias", "bilinear", "area")
+
+
+def downsample_batch(x: torch.Tensor, scale: float, mode: str, size_divisibility: int) -> torch.Tensor:
+    """
+    The low-resolution copy of a padded, normalised image batch.
+
+    Args:
+        x: (N, 3, H, W), H and W multiples of `size_divisibility` (ImageList padding).
+        scale: e.g. 0.5; the output is exactly `scale` x the input where H*scale is whole.
+        mode: "antialias", "bilinear" or "area" (see MODEL.SRRCNN.LR_RESIZE).
+        size_divisibility: the backbone's; the output is zero-padded to a multiple of it
+            (the same padding value as ImageList.from_tensors uses).
+
+    Returns:
+        (N, 3, H', W') with H' = ceil(round(H * scale) / d) * d.
+    """
+    if mode not in LR_RESIZE_MODES:
+        raise ValueError(f"MODEL.SRRCNN.LR_RESIZE must be one of {LR_RESIZE_MODES}, got {mode!r}")
+    size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+    if mode == "area":
+        y = F.interpolate(x, size=size, mode="area")
+    else:
+        y = F.interpolate(x, size=size, mode="bilinear", align_corners=False,
+                          antialias=(mode == "antialias"))
+    d = max(size_divisibility, 1)
+    pad_h, pad_w = -size[0] % d, -size[1] % d
+    return F.pad(y, (0, pad_w, 0, pad_h)) if pad_h or pad_w else y
+
+
+@META_ARCH_REGISTRY.register()
+class SRRCNN(GeneralizedRCNN):
+    """
+    Mask R-CNN whose backbone also runs on a 0.5x copy of every training image (SPEC §2.1-2.3).
+
+    Training: one backbone (shared weights) on the batch and on its 0.5x copy; the RPN sees
+    only the full-resolution features; the ROI heads (:class:`SRROIHeads`) get both pyramids.
+    Inference is GeneralizedRCNN's, unchanged: there is no 0.5x pass at test time.
+    """
+
+    @configurable
+    def __init__(self, *, lr_scale: float, lr_resize: str, **kwargs):
+        """
+        Args:
+            lr_scale: scale of the low-resolution copy (0.5).
+            lr_resize: how it is made, see :func:`downsample_batch`.
+            kwargs: as for :class:`GeneralizedRCNN`.
+        """
+        super().__init__(**kwargs)
+        if lr_resize not in LR_RESIZE_MODES:
+            raise ValueError(f"MODEL.SRRCNN.LR_RESIZE must be one of {LR_RESIZE_MODES}, got {lr_resize!r}")
+        if not 0 < lr_scale < 1:
+            raise ValueError(f"MODEL.SRRCNN.LR_SCALE must be in (0, 1), got {lr_scale}")
+        self.lr_scale = lr_scale
+        self.lr_resize = lr_resize
+
+    @classmethod
+    def from_config(cls, cfg):
+        ret = super().from_config(cfg)
+        ret.update(lr_scale=cfg.MODEL.SRRCNN.LR_SCALE, lr_resize=cfg.MODEL.SRRCNN.LR_RESIZE)
+        return ret
+
+    def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
+        """
+        Args and returns: as :meth:`GeneralizedRCNN.forward`. In training the dict of losses
+        holds G's terms (``loss_G_*``) and D's terms (all others).
+        """
+        if not self.training:
+            return self.inference(batched_inputs)
+        if "instances" not in batched_inputs[0]:
+            raise ValueError("SRRCNN training needs 'instances' (ground truth) in every input")
+        images = self.preprocess_image(batched_inputs)
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+
+        features = self.backbone(images.tensor)
+        proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
+        lr_images = downsample_batch(images.tensor, self.lr_scale, self.lr_resize,
+                                     self.backbone.size_divisibility)
+        lr_features = self.backbone(lr_images)
+        features.update({k + LR_SUFFIX: v for k, v in lr_features.items()})
+        _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
+
+        if self.vis_period > 0:
+            from detectron2.utils.events import get_event_storage
+
+            storage = get_event_storage()
+            if storage.iter % self.vis_period == 0:
+                self.visualize_training(batched_inputs, proposals)
+
+        losses = {}
+        losses.update(detector_losses)
+        losses.update(proposal_losses)
+        return losses

@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+# -*- coding: utf-8 -*-
+"""
+SR-RCNN (and the Mask R-CNN baseline) training and evaluation script.
+
+This script is a simplified version of detectron2's tools/train_net.py: the Trainer differs
+only in what SR-RCNN needs (two optimizers and two LR schedulers; see srrcnn.gan_trainer).
+"""
+import os
+import weakref
+
+import detectron2.utils.comm as comm
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.config import get_cfg
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import DefaultTrainer, TrainerBase, default_argument_parser, default_setup, launch
+from detectron2.evaluation import COCOEvaluator, verify_results
+
+from srrcnn import (
+    GeneratorLRScheduler,
+    SRGANTrainer,
+    add_srrcnn_config,
+    build_discriminator_optimizer,
+    build_generator_lr_scheduler,
+    build_step_trainer,
+)
+from srrcnn.data import CheckedDatasetMapper, register_coco_dataset
+
+
+class Trainer(DefaultTrainer):
+    """
+    DefaultTrainer that trains SR-RCNN with :class:`SRGANTrainer` (G and D steps every
+    iteration) and any other model as detectron2 does.
+    """
+
+    def __init__(self, cfg):
+        # DefaultTrainer.__init__, except that the per-iteration trainer is chosen by
+        # build_step_trainer (DefaultTrainer hard-codes SimpleTrainer / AMPTrainer).
+        TrainerBase.__init__(self)
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        self._trainer = build_step_trainer(cfg, model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(self._trainer.model, cfg.OUTPUT_DIR,
+                                                  trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
+
+    def build_hooks(self):
+        ret = super().build_hooks()
+        if isinstance(self._trainer, SRGANTrainer):
+            g_opt = self._trainer.g_optimizer
+            g_sched = build_generator_lr_scheduler(self.cfg, g_opt)
+            ret.insert(2, GeneratorLRScheduler(g_opt, g_sched))  # right after D's LRScheduler
+        return ret
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """D's SGD optimizer: every parameter but the generator's (G has its own AdamW)."""
+        return build_discriminator_optimizer(cfg, model)
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, True))
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        return build_detection_test_loader(cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, False))
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """COCO box AP (and mask AP with MASK_ON), with APs/APm/APl."""
+        if output_folder is None:
+            output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return COCOEvaluator(dataset_name, output_dir=output_folder)
+
+
+def setup(args):
+    """
+    Create configs and perform basic setups.
+    """
+    cfg = get_cfg()
+    add_srrcnn_config(cfg)
+    try:
+        cfg.merge_from_file(args.config_file)
+        cfg.merge_from_list(args.opts)
+    except (KeyError, AssertionError, ValueError) as e:
+        # yacs: KeyError / AssertionError for unknown keys or a missing file, ValueError for types
+        raise SystemExit(f"Config error: {str(e.args[0] if e.args else e).rstrip('.!')}. "
+                         "The keys SR-RCNN adds are listed in README.md, 'Config keys'.")
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    for name, json_file, image_root in args.register_coco or []:
+        try:
+            register_coco_dataset(name, json_file, image_root)
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"Dataset error (--register-coco {name}): {e}")
+    cfg = setup(args)
+
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        res = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, res)
+        return res
+
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def argument_parser():
+    parser = default_argument_parser()
+    parser.add_argument(
+        "--register-coco", nargs=3, action="append", metavar=("NAME", "JSON", "IMAGE_DIR"),
+        help="register a COCO-format dataset under NAME (repeatable); use NAME in "
+        "DATASETS.TRAIN / DATASETS.TEST",
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    args = argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
