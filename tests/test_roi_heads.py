@@ -1,0 +1,294 @@
+# -*- coding: utf-8 -*-
+"""Tests of srrcnn/roi_heads.py: RoI_HR / RoI_LR pooling, G, D and their losses (SPEC §2-§3)."""
+
+import unittest
+
+import torch
+
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import StandardROIHeads, build_roi_heads
+from detectron2.modeling.poolers import assign_boxes_to_levels
+from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.utils.events import EventStorage
+
+from srrcnn.fast_rcnn import SRFastRCNNOutputLayers
+from srrcnn.roi_heads import LR_SUFFIX, SRROIHeads
+from srrcnn.testing import get_tiny_cfg
+
+# 256 px images: large enough that proposals span several FPN levels
+IMAGE_SIZE = 256
+LEVELS = {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}
+CHANNELS = 32  # get_tiny_cfg's FPN.OUT_CHANNELS
+
+EXPECTED_LOSS_KEYS = {
+    "loss_D_adv",
+    "loss_cls_hr",
+    "loss_box_reg_hr",
+    "loss_cls_sr",
+    "loss_box_reg_sr",
+    "loss_G_adv",
+    "loss_G_cls",
+    "loss_G_box_reg",
+    "loss_G_content",
+    "loss_mask",
+}
+
+
+
+def _input_shape():
+    return {k: ShapeSpec(channels=CHANNELS, stride=s) for k, s in LEVELS.items()}
+
+
+def _features(num_images=2, lr=True, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    feats = {}
+    for k, s in LEVELS.items():
+        n = IMAGE_SIZE // s
+        feats[k] = torch.randn(num_images, CHANNELS, n, n, generator=g)
+        if lr:  # the 0.5x pyramid: half the size
+            m = max(n // 2, 1)
+            feats[k + LR_SUFFIX] = torch.randn(num_images, CHANNELS, m, m, generator=g)
+    return feats
+
+
+def _boxes(n, g, min_size=8, max_size=IMAGE_SIZE - 1):
+    wh = min_size + torch.rand(n, 2, generator=g) * (max_size - min_size)
+    xy = torch.rand(n, 2, generator=g) * (IMAGE_SIZE - wh)
+    return torch.cat([xy, xy + wh], dim=1)
+
+
+def _proposals_and_targets(num_images=2, num_proposals=40, num_gt=3, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    proposals, targets = [], []
+    for _ in range(num_images):
+        gt = _boxes(num_gt, g, 16, 200)
+        t = Instances((IMAGE_SIZE, IMAGE_SIZE))
+        t.gt_boxes = Boxes(gt)
+        t.gt_classes = torch.randint(4, (num_gt,), generator=g)
+        t.gt_masks = PolygonMasks(
+            [[[x0, y0, x1, y0, x1, y1, x0, y1]] for x0, y0, x1, y1 in gt.tolist()]
+        )
+        targets.append(t)
+        # proposals: jittered ground truth (foreground) and random boxes of all sizes
+        jitter = gt.repeat(4, 1) + torch.randn(4 * num_gt, 4, generator=g) * 4
+        p = Instances((IMAGE_SIZE, IMAGE_SIZE))
+        boxes = Boxes(torch.cat([jitter, _boxes(num_proposals - len(jitter), g)]))
+        boxes.clip((IMAGE_SIZE, IMAGE_SIZE))
+        p.proposal_boxes = boxes
+        p.objectness_logits = torch.randn(num_proposals, generator=g)
+        proposals.append(p)
+    return proposals, targets
+
+
+def _train(heads, feats, proposals, targets):
+    """One training forward of the heads; returns the loss dict."""
+    heads.train()
+    with EventStorage():
+        _, losses = heads(None, feats, proposals, targets)
+    return losses
+
+
+def _heads(cfg=None):
+    cfg = cfg or get_tiny_cfg()
+    return build_roi_heads(cfg, _input_shape())
+
+
+class _PoolerRecorder:
+    """Wraps a ROIPooler's forward; records (features, box tensors, output) per call."""
+
+    def __init__(self, pooler):
+        self.calls = []
+        self._forward = pooler.forward
+        pooler.forward = self
+
+    def __call__(self, x, box_lists):
+        out = self._forward(x, box_lists)
+        self.calls.append((list(x), [b.tensor.clone() for b in box_lists], out))
+        return out
+
+
+class TestSRROIHeads(unittest.TestCase):
+    def setUp(self):
+        torch.manual_seed(42)
+
+    def test_build(self):
+        heads = _heads()
+        self.assertIsInstance(heads, SRROIHeads)
+        self.assertIsInstance(heads.box_predictor, SRFastRCNNOutputLayers)
+        self.assertEqual(
+            heads.generator.output_shape, ShapeSpec(channels=CHANNELS, height=7, width=7)
+        )
+        self.assertEqual(heads.lr_scale, 0.5)
+        self.assertEqual(heads.test_mode, "sr")
+        self.assertEqual((heads.adv_weight, heads.d_task_weight), (0.001, 0.5))
+        self.assertEqual(type(heads.box_pooler.level_poolers[0]).__name__, "ROIAlign")
+        self.assertTrue(heads.box_pooler.level_poolers[0].aligned)  # ROIAlignV2
+
+    def test_training_losses(self):
+        heads = _heads()
+        proposals, targets = _proposals_and_targets()
+        losses = _train(heads, _features(), proposals, targets)
+        self.assertEqual(set(losses), EXPECTED_LOSS_KEYS)
+        for k, v in losses.items():
+            self.assertEqual(v.shape, (), k)
+            self.assertTrue(torch.isfinite(v).item(), k)
+            self.assertTrue(v.requires_grad, k)
+        # weights of SPEC §3: D sees 0.5 x the SR task losses that G sees with weight 1
+        torch.testing.assert_close(losses["loss_cls_sr"], 0.5 * losses["loss_G_cls"])
+        torch.testing.assert_close(losses["loss_box_reg_sr"], 0.5 * losses["loss_G_box_reg"])
+
+    def test_lr_rois_pooled_with_half_boxes(self):
+        heads = _heads()
+        box_rec = _PoolerRecorder(heads.box_pooler)
+        mask_rec = _PoolerRecorder(heads.mask_pooler)
+        gen_inputs = []
+        heads.generator.register_forward_hook(lambda m, i, o: gen_inputs.append(i[0]))
+        feats = _features()
+        proposals, targets = _proposals_and_targets()
+        _train(heads, feats, proposals, targets)
+
+        self.assertEqual(len(box_rec.calls), 2)
+        (x_hr, boxes_hr, roi_hr), (x_lr, boxes_lr, roi_lr) = box_rec.calls
+        # RoI_HR from the full pyramid, RoI_LR from the "_lr" pyramid
+        for t, k in zip(x_hr, heads.box_in_features):
+            self.assertIs(t, feats[k])
+        for t, k in zip(x_lr, heads.box_in_features):
+            self.assertIs(t, feats[k + LR_SUFFIX])
+        # the same proposals, scaled by exactly 0.5
+        self.assertEqual(len(boxes_hr), len(boxes_lr))
+        for b_hr, b_lr in zip(boxes_hr, boxes_lr):
+            self.assertTrue(torch.equal(b_lr, b_hr * 0.5))
+        self.assertEqual(roi_hr.shape, roi_lr.shape)
+        # G runs once, on RoI_LR
+        self.assertEqual(len(gen_inputs), 1)
+        self.assertIs(gen_inputs[0], roi_lr)
+
+        # the FPN level is chosen from the scaled box: one level lower unless already lowest
+        p = heads.box_pooler
+        args = (p.min_level, p.max_level, p.canonical_box_size, p.canonical_level)
+        lvl_hr = assign_boxes_to_levels([Boxes(b) for b in boxes_hr], *args)
+        lvl_lr = assign_boxes_to_levels([Boxes(b) for b in boxes_lr], *args)
+        above_min = lvl_hr > 0
+        self.assertGreater(int(above_min.sum()), 0, "test proposals should span several levels")
+        self.assertTrue((lvl_lr <= lvl_hr).all())
+        self.assertTrue((lvl_lr[above_min] < lvl_hr[above_min]).all())
+        self.assertTrue(torch.equal(lvl_lr[above_min], lvl_hr[above_min] - 1))
+
+        # the mask head only sees the full-resolution pyramid
+        self.assertEqual(len(mask_rec.calls), 1)
+        for t, k in zip(mask_rec.calls[0][0], heads.mask_in_features):
+            self.assertIs(t, feats[k])
+
+    def _eval(self, heads, mode):
+        heads.eval()
+        heads.test_mode = mode
+        calls = []
+        handle = heads.generator.register_forward_hook(lambda m, i, o: calls.append(i[0]))
+        box_rec = _PoolerRecorder(heads.box_pooler)
+        feats = _features(lr=False)  # no 0.5x pyramid at test time
+        proposals, _ = _proposals_and_targets()
+        with torch.no_grad():
+            pred, _ = heads(None, feats, proposals)
+        handle.remove()
+        return pred, calls, box_rec, feats, proposals
+
+    def test_eval_hr_skips_generator(self):
+        heads = _heads()
+        pred, calls, _, _, _ = self._eval(heads, "hr")
+        self.assertEqual(len(calls), 0)
+        self.assertEqual(len(pred), 2)
+        for inst in pred:
+            self.assertTrue(inst.has("pred_boxes") and inst.has("scores"))
+            self.assertTrue(inst.has("pred_classes") and inst.has("pred_masks"))
+
+    def test_eval_sr_calls_generator_on_full_resolution_rois(self):
+        heads = _heads()
+        pred, calls, box_rec, feats, proposals = self._eval(heads, "sr")
+        self.assertEqual(len(calls), 1)
+        # the box pooler ran once, on the full pyramid and the unscaled proposals, and G got it
+        self.assertEqual(len(box_rec.calls), 1)
+        x, boxes, roi = box_rec.calls[0]
+        for t, k in zip(x, heads.box_in_features):
+            self.assertIs(t, feats[k])
+        for b, p in zip(boxes, proposals):
+            self.assertTrue(torch.equal(b, p.proposal_boxes.tensor))
+        self.assertIs(calls[0], roi)
+        self.assertEqual(calls[0].shape, (sum(len(p) for p in proposals), CHANNELS, 7, 7))
+        for inst in pred:
+            self.assertTrue(inst.has("pred_boxes") and inst.has("scores"))
+            self.assertTrue(inst.has("pred_classes") and inst.has("pred_masks"))
+
+    def test_hr_mode_and_mask_head_are_mask_rcnn(self):
+        """TEST_MODE "hr" + the mask head give exactly Mask R-CNN's heads with the same weights."""
+        heads = _heads()
+        base = _heads(get_tiny_cfg(sr=False))
+        self.assertIs(type(base), StandardROIHeads)
+        incompatible = base.load_state_dict(heads.state_dict(), strict=False)
+        self.assertEqual(incompatible.missing_keys, [])
+        self.assertTrue(
+            all(
+                k.startswith(("generator.", "box_predictor.adv_score."))
+                for k in incompatible.unexpected_keys
+            )
+        )
+        base.eval()
+        pred, _, _, feats, proposals = self._eval(heads, "hr")
+        with torch.no_grad():
+            expected, _ = base(None, feats, proposals)
+        for a, b in zip(pred, expected):
+            self.assertGreater(len(a), 0)
+            torch.testing.assert_close(a.pred_boxes.tensor, b.pred_boxes.tensor)
+            torch.testing.assert_close(a.scores, b.scores)
+            torch.testing.assert_close(a.pred_masks, b.pred_masks)
+
+        # in training, the mask loss is Mask R-CNN's on the same sampled proposals
+        proposals, targets = _proposals_and_targets()
+        feats = _features()
+        torch.manual_seed(3)
+        losses = _train(heads, feats, proposals, targets)
+        torch.manual_seed(3)
+        base_losses = _train(
+            base, {k: v for k, v in feats.items() if not k.endswith(LR_SUFFIX)}, proposals, targets
+        )
+        torch.testing.assert_close(losses["loss_mask"], base_losses["loss_mask"])
+        torch.testing.assert_close(losses["loss_cls_hr"], 0.5 * base_losses["loss_cls"])
+        torch.testing.assert_close(losses["loss_box_reg_hr"], 0.5 * base_losses["loss_box_reg"])
+
+    def test_bad_test_mode(self):
+        cfg = get_tiny_cfg()
+        cfg.MODEL.SRRCNN.TEST_MODE = "both"
+        with self.assertRaisesRegex(ValueError, "TEST_MODE"):
+            _heads(cfg)
+
+    def test_train_on_pred_boxes_rejected(self):
+        cfg = get_tiny_cfg()
+        cfg.MODEL.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES = True
+        with self.assertRaisesRegex(ValueError, "TRAIN_ON_PRED_BOXES"):
+            _heads(cfg)
+
+    def test_loss_regression(self):
+        heads = _heads()
+        proposals, targets = _proposals_and_targets()
+        losses = {k: v.detach() for k, v in _train(heads, _features(), proposals, targets).items()}
+        expected_losses = {
+            "loss_D_adv": 0.001374468,
+            "loss_cls_hr": 0.8020185,
+            "loss_box_reg_hr": 0.1738037,
+            "loss_cls_sr": 0.7909752,
+            "loss_box_reg_sr": 0.1743468,
+            "loss_G_adv": -0.0006775153,
+            "loss_G_cls": 1.58195,
+            "loss_G_box_reg": 0.3486936,
+            "loss_G_content": 2.066499,
+            "loss_mask": 0.6937273,
+        }
+        self.assertEqual(set(losses), set(expected_losses))
+        for name, value in expected_losses.items():
+            ok = torch.allclose(losses[name], torch.tensor(value), rtol=1e-4, atol=1e-6)
+            if not ok:
+                print("New losses:", {k: float(v) for k, v in losses.items()})
+            self.assertTrue(ok, f"{name}: {float(losses[name])} != expected {value}")
+
+
+if __name__ == "__main__":
+    unittest.main()
