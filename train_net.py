@@ -10,18 +10,21 @@ import os
 import weakref
 
 import detectron2.utils.comm as comm
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
-from detectron2.engine import DefaultTrainer, TrainerBase, default_argument_parser, default_setup, launch
+from detectron2.engine import DefaultTrainer, TrainerBase, default_argument_parser, default_setup, hooks, launch
 from detectron2.evaluation import COCOEvaluator, verify_results
 
 from srrcnn import (
+    AtomicDetectionCheckpointer,
+    DataResumeHook,
     GeneratorLRScheduler,
+    RNGStateHook,
     SRGANTrainer,
     add_srrcnn_config,
     build_discriminator_optimizer,
     build_generator_lr_scheduler,
+    build_resumable_train_loader,
     build_step_trainer,
 )
 from srrcnn.data import CheckedDatasetMapper, register_coco_dataset
@@ -30,21 +33,23 @@ from srrcnn.data import CheckedDatasetMapper, register_coco_dataset
 class Trainer(DefaultTrainer):
     """
     DefaultTrainer that trains SR-RCNN with :class:`SRGANTrainer` (G and D steps every
-    iteration) and any other model as detectron2 does.
+    iteration) and any other model as detectron2 does. Checkpoints are written atomically and
+    hold what an exact ``--resume`` needs (both optimizers and schedulers, RNG states).
     """
 
     def __init__(self, cfg):
         # DefaultTrainer.__init__, except that the per-iteration trainer is chosen by
-        # build_step_trainer (DefaultTrainer hard-codes SimpleTrainer / AMPTrainer).
+        # build_step_trainer (DefaultTrainer hard-codes SimpleTrainer / AMPTrainer), the data
+        # stream can resume mid-way, and checkpoints are atomic.
         TrainerBase.__init__(self)
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
-        data_loader = self.build_train_loader(cfg)
+        data_loader, self._sampler = build_resumable_train_loader(cfg, CheckedDatasetMapper(cfg, True))
         self._trainer = build_step_trainer(cfg, model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DetectionCheckpointer(self._trainer.model, cfg.OUTPUT_DIR,
-                                                  trainer=weakref.proxy(self))
+        self.checkpointer = AtomicDetectionCheckpointer(self._trainer.model, cfg.OUTPUT_DIR,
+                                                        trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -52,10 +57,15 @@ class Trainer(DefaultTrainer):
 
     def build_hooks(self):
         ret = super().build_hooks()
+        ret.insert(0, RNGStateHook())
+        if self._sampler is not None:
+            images_per_worker = self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
+            ret.insert(0, DataResumeHook(self._sampler, images_per_worker))
         if isinstance(self._trainer, SRGANTrainer):
             g_opt = self._trainer.g_optimizer
             g_sched = build_generator_lr_scheduler(self.cfg, g_opt)
-            ret.insert(2, GeneratorLRScheduler(g_opt, g_sched))  # right after D's LRScheduler
+            d_sched = next(i for i, h in enumerate(ret) if type(h) is hooks.LRScheduler)
+            ret.insert(d_sched + 1, GeneratorLRScheduler(g_opt, g_sched))
         return ret
 
     @classmethod
@@ -107,7 +117,7 @@ def main(args):
 
     if args.eval_only:
         model = Trainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
         res = Trainer.test(cfg, model)

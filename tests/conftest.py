@@ -1,7 +1,14 @@
 # -*- coding: utf-8 -*-
 """Shared test setup."""
+import os
+import tempfile
+
 import pytest
 import torch
+
+# Generated datasets go to a fresh folder, never into the checkout or a user's cache. Set
+# before any test module imports srrcnn (which registers the default names under this root).
+os.environ["SRRCNN_DATASETS"] = tempfile.mkdtemp(prefix="srrcnn_test_datasets_")
 
 
 @pytest.fixture(scope="session", autouse=True)

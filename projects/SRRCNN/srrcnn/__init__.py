@@ -4,6 +4,7 @@
 Importing this package registers the meta-architecture, the ROI heads, the generator and the
 embedded datasets in detectron2's registries and catalogs.
 """
+from .checkpoint import AtomicDetectionCheckpointer
 from .config import add_srrcnn_config
 from .fast_rcnn import SRFastRCNNOutputLayers
 from .gan_trainer import (
@@ -18,6 +19,7 @@ from .gan_trainer import (
 )
 from .generator import SRRCNN_GENERATOR_REGISTRY, SRResNetGenerator, build_generator
 from .meta_arch import SRRCNN
+from .resume import DataResumeHook, ResumableTrainingSampler, RNGStateHook, build_resumable_train_loader
 from .roi_heads import SRROIHeads
 
 from . import data  # noqa: F401  (registers the embedded datasets; generates nothing)
