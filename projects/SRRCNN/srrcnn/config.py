@@ -64,5 +64,7 @@ def add_srrcnn_config(cfg):
     # AdamW weight decay and betas. Thesis silent: PyTorch's AdamW defaults.
     _C.SOLVER.GENERATOR.WEIGHT_DECAY = 0.01
     _C.SOLVER.GENERATOR.BETAS = (0.9, 0.999)
+    # Gradient clipping of G, as detectron2's SOLVER.CLIP_GRADIENTS (which clips D's SGD).
+    _C.SOLVER.GENERATOR.CLIP_GRADIENTS = cfg.SOLVER.CLIP_GRADIENTS.clone()
     # G's learning-rate schedule has the shape of D's (SOLVER.LR_SCHEDULER_NAME, WARMUP_*,
     # STEPS, GAMMA, MAX_ITER) applied to its own BASE_LR, in its own scheduler.

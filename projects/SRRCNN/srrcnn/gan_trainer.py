@@ -5,7 +5,7 @@ iteration (SPEC §4), with the gradient routing of SPEC §3 made explicit.
 """
 import logging
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Dict, List, Tuple
 
 import torch
@@ -13,6 +13,7 @@ from torch import nn
 
 from detectron2.engine import SimpleTrainer, hooks
 from detectron2.solver import build_lr_scheduler, build_optimizer
+from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
@@ -70,11 +71,17 @@ def build_discriminator_optimizer(cfg, model: nn.Module) -> torch.optim.Optimize
 
 
 def build_generator_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
-    """AdamW over the generator's parameters, SOLVER.GENERATOR.* (SPEC §4)."""
+    """AdamW over the generator's parameters, SOLVER.GENERATOR.* (SPEC §4), with gradient
+    clipping when SOLVER.GENERATOR.CLIP_GRADIENTS.ENABLED."""
     g_params, _ = split_generator_parameters(model)
     s = cfg.SOLVER.GENERATOR
-    return torch.optim.AdamW(g_params, lr=s.BASE_LR, betas=tuple(s.BETAS),
-                             weight_decay=s.WEIGHT_DECAY)
+    optimizer = torch.optim.AdamW(g_params, lr=s.BASE_LR, betas=tuple(s.BETAS),
+                                  weight_decay=s.WEIGHT_DECAY)
+    # detectron2's clipping wrapper reads SOLVER.CLIP_GRADIENTS: hand it G's settings
+    g_cfg = cfg.clone()
+    g_cfg.defrost()
+    g_cfg.SOLVER.CLIP_GRADIENTS = s.CLIP_GRADIENTS
+    return maybe_add_gradient_clipping(g_cfg, optimizer)
 
 
 def build_generator_lr_scheduler(cfg, optimizer):
@@ -125,16 +132,23 @@ class SRGANTrainer(SimpleTrainer):
     gradients are averaged here, after both backward passes.
     """
 
-    def __init__(self, model, data_loader, optimizer, g_optimizer, **kwargs):
+    def __init__(self, model, data_loader, optimizer, g_optimizer, *, grad_scaler=None,
+                 precision: torch.dtype = torch.float16, **kwargs):
         """
         Args:
             model, data_loader, kwargs: as for :class:`SimpleTrainer`.
             optimizer: D's optimizer (everything but G).
             g_optimizer: G's optimizer.
+            grad_scaler: a ``torch.amp.GradScaler`` for mixed precision on CUDA (one scaler
+                shared by both optimizers), or None for full precision.
+            precision: autocast dtype when ``grad_scaler`` is given.
         """
         super().__init__(model, data_loader, optimizer, **kwargs)
         self.g_optimizer = g_optimizer
         self.g_params, self.d_params = split_generator_parameters(model)
+        self.grad_scaler = grad_scaler
+        self.precision = precision
+        _broadcast_parameters(model)  # every worker starts from rank 0's weights
 
     def run_step(self):
         assert self.model.training, "[SRGANTrainer] model was changed to eval mode!"
@@ -142,14 +156,17 @@ class SRGANTrainer(SimpleTrainer):
         data = next(self._data_loader_iter)
         data_time = time.perf_counter() - start
 
-        loss_dict = self.model(data)
-        g_losses = {k: v for k, v in loss_dict.items() if k.startswith(G_LOSS_PREFIX)}
-        d_losses = {k: v for k, v in loss_dict.items() if not k.startswith(G_LOSS_PREFIX)}
+        amp = self.grad_scaler is not None
+        with torch.autocast("cuda", dtype=self.precision) if amp else nullcontext():
+            loss_dict = self.model(data)
         self._check_finite(loss_dict)
+        g_total = sum(v for k, v in loss_dict.items() if k.startswith(G_LOSS_PREFIX))
+        d_total = sum(v for k, v in loss_dict.items() if not k.startswith(G_LOSS_PREFIX))
+        if amp:
+            g_total, d_total = self.grad_scaler.scale(g_total), self.grad_scaler.scale(d_total)
 
         self.optimizer.zero_grad()
         self.g_optimizer.zero_grad()
-        g_total, d_total = sum(g_losses.values()), sum(d_losses.values())
         if g_total.requires_grad:
             # G's objective -> G's weights only; the graph is kept for D's backward
             g_total.backward(inputs=self.g_params, retain_graph=True)
@@ -160,20 +177,35 @@ class SRGANTrainer(SimpleTrainer):
         self.after_backward()
 
         self._write_metrics(loss_dict, data_time)
-        self.g_optimizer.step()
-        self.optimizer.step()
+        if not amp:
+            self.g_optimizer.step()
+            self.optimizer.step()
+        else:  # one scaler, two optimizers: step each (skipped on inf/NaN grads), update once
+            self.grad_scaler.step(self.g_optimizer)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
 
     def _check_finite(self, loss_dict: Dict[str, torch.Tensor]) -> None:
-        """Raise FloatingPointError naming the non-finite terms, before any gradient or step."""
-        loss_dict = {k: v.detach() for k, v in loss_dict.items()}
-        values = torch.stack([v.float() for v in loss_dict.values()])
-        if not bool(torch.isfinite(values).all()):
-            bad = {k: float(v) for k, v in loss_dict.items() if not torch.isfinite(v).all()}
-            raise FloatingPointError(
-                f"Non-finite SR-RCNN loss at iteration {self.iter}: {bad}; no optimizer step "
-                "was taken with it. All terms: "
-                + ", ".join(f"{k}={float(v):.4g}" for k, v in loss_dict.items())
-            )
+        """
+        Raise FloatingPointError naming the non-finite terms and the iteration, before any
+        backward pass or optimizer step. With several workers all of them raise together
+        (a worker that raised alone would leave the others waiting in all_reduce).
+        """
+        values = torch.stack([v.detach().float() for v in loss_dict.values()])
+        finite = torch.isfinite(values).all().to(torch.float32)
+        if comm.get_world_size() > 1:
+            flag = finite.clone().to("cuda" if values.is_cuda else "cpu")
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+            finite = flag
+        if bool(finite):
+            return
+        bad = {k: float(v.detach()) for k, v in loss_dict.items() if not torch.isfinite(v).all()}
+        where = f"on rank {comm.get_rank()}: {bad}" if bad else "on another rank"
+        raise FloatingPointError(
+            f"Non-finite SR-RCNN loss at iteration {self.iter} {where}; no optimizer step was "
+            "taken with it. All terms: "
+            + ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in loss_dict.items())
+        )
 
     def _write_metrics(self, loss_dict, data_time, prefix="", iter=None):
         super()._write_metrics(loss_dict, data_time, prefix, iter)
@@ -186,11 +218,15 @@ class SRGANTrainer(SimpleTrainer):
     def state_dict(self):
         ret = super().state_dict()
         ret["g_optimizer"] = self.g_optimizer.state_dict()
+        if self.grad_scaler is not None:
+            ret["grad_scaler"] = self.grad_scaler.state_dict()
         return ret
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
         self.g_optimizer.load_state_dict(state_dict["g_optimizer"])
+        if self.grad_scaler is not None and "grad_scaler" in state_dict:
+            self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
 
 
 def _broadcast_parameters(model: nn.Module) -> None:
@@ -216,10 +252,11 @@ def build_step_trainer(cfg, model: nn.Module, data_loader, optimizer):
         raise RuntimeError("SOLVER.AMP.ENABLED needs a CUDA GPU; set SOLVER.AMP.ENABLED False "
                            "to train on the CPU")
     if get_generator(model) is not None:
+        amp = {}
         if cfg.SOLVER.AMP.ENABLED:
-            raise NotImplementedError("SOLVER.AMP.ENABLED is not supported for SR-RCNN yet")
-        _broadcast_parameters(model)
-        return SRGANTrainer(model, data_loader, optimizer, build_generator_optimizer(cfg, model))
+            amp = {"grad_scaler": torch.amp.GradScaler("cuda"),
+                   "precision": getattr(torch, cfg.SOLVER.AMP.PRECISION)}
+        return SRGANTrainer(model, data_loader, optimizer, build_generator_optimizer(cfg, model), **amp)
     ddp_kwargs = {} if model.device.type == "cuda" else {"device_ids": None}
     model = create_ddp_model(model, broadcast_buffers=False, **ddp_kwargs)
     return (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
