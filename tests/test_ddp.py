@@ -19,9 +19,12 @@ from srrcnn.testing import REPO_ROOT, get_model_no_weights, get_tiny_cfg, tiny_i
 
 STEPS = 3
 GLOBAL_BATCH = 4
-# float32 sums in another order (all_reduce of two halves vs one batch) over 3 steps, AdamW
-# dividing by small second moments: agreement to 1e-4 absolute, measured 1e-6 .. 1e-5
-ATOL = 1e-4
+# The two runs are the same computation up to float32 summation order (a batch of 4 vs two
+# halves whose gradients are averaged): the losses agree to ~1e-8 and the gradients of the
+# first step to ~2e-4 (relative, worst tensor). Over 3 steps the worst weight update, a GN
+# bias whose gradient is a sum over all positions that nearly cancels, differs by ~1.8e-2
+# relative; averaging errors (a missed or doubled group) show up as O(1).
+RTOL = 5e-2
 
 
 def deterministic_cfg():
@@ -75,12 +78,18 @@ def test_ranks_end_identical(ddp_states):
 
 def test_two_processes_match_one_on_the_global_batch(ddp_states):
     single = train_steps([tiny_inputs(GLOBAL_BATCH, num_boxes=3, seed=1)] * STEPS)
-    initial = {k: v for k, v in get_model_no_weights_seeded().items()}
-    moved = 0
+    initial = get_model_no_weights_seeded()
+    worst, moved = 0.0, 0
     for k, v in single.items():
-        assert torch.allclose(ddp_states[0][k], v, atol=ATOL, rtol=0), (k, (ddp_states[0][k] - v).abs().max())
-        moved += int(not torch.equal(v, initial[k]))
-    assert moved > 0  # the comparison is about trained weights
+        if not v.is_floating_point() or torch.equal(v, initial[k]):
+            continue
+        moved += 1
+        step_single, step_ddp = v - initial[k], ddp_states[0][k] - initial[k]
+        rel = float((step_ddp - step_single).norm() / step_single.norm())
+        if rel > worst:
+            worst, worst_key = rel, k
+    assert moved > 100  # most weight tensors were trained, in both parameter groups
+    assert worst < RTOL, f"largest relative difference of a weight update: {worst:.2e} ({worst_key})"
 
 
 def get_model_no_weights_seeded():

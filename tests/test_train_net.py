@@ -17,7 +17,7 @@ SR_CFG = os.path.join(REPO_ROOT, "configs/quick_schedules/sr_rcnn_instant_test.y
 
 def run(args, tmp_path, check=True, timeout=600):
     """Run train_net.py in tmp_path (datasets generated under tmp_path/datasets)."""
-    env = dict(os.environ, SRRCNN_DATASETS=str(tmp_path / "datasets"), OMP_NUM_THREADS="2")
+    env = dict(os.environ, SRRCNN_DATASETS=str(tmp_path / "datasets"), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, TRAIN_NET, *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=timeout)
     out = proc.stdout + proc.stderr
@@ -116,3 +116,11 @@ def test_image_that_fails_to_decode_names_the_file(tmp_path):
     msg = re.search(r"RuntimeError: Cannot read image (\S+): ", out)
     assert msg, out[-3000:]
     assert os.path.dirname(msg.group(1)) == str(images)
+
+
+def test_two_cpu_processes_through_launch(tmp_path):
+    """--num-gpus 2 on the CPU: GLOO, SR-RCNN's own gradient averaging, eval on rank 0."""
+    _, log = run(["--config-file", SR_CFG, "--num-gpus", "2", "--dist-url", "auto",
+                  "OUTPUT_DIR", str(tmp_path / "out")], tmp_path)
+    assert set(ap_rows(log)) == {"bbox", "segm"}
+    assert (tmp_path / "out" / "model_final.pth").exists()
