@@ -14,6 +14,7 @@ from detectron2.config import get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import DefaultTrainer, TrainerBase, default_argument_parser, default_setup, hooks, launch
 from detectron2.evaluation import COCOEvaluator, verify_results
+from detectron2.utils.logger import setup_logger
 
 from srrcnn import (
     AtomicDetectionCheckpointer,
@@ -28,6 +29,7 @@ from srrcnn import (
     build_step_trainer,
 )
 from srrcnn.data import CheckedDatasetMapper, register_coco_dataset
+from srrcnn.evaluation import evaluate_test_modes, report_test_modes
 
 
 class Trainer(DefaultTrainer):
@@ -104,6 +106,8 @@ def setup(args):
                          "The keys SR-RCNN adds are listed in README.md, 'Config keys'.")
     cfg.freeze()
     default_setup(cfg, args)
+    # Setup logger for "srrcnn" module
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="srrcnn")
     return cfg
 
 
@@ -120,10 +124,13 @@ def main(args):
         AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume
         )
-        res = Trainer.test(cfg, model)
+        modes = args.test_modes or [cfg.MODEL.SRRCNN.TEST_MODE]
+        by_mode = evaluate_test_modes(model, modes, lambda m: Trainer.test(cfg, m))
         if comm.is_main_process():
-            verify_results(cfg, res)
-        return res
+            for res in by_mode.values():
+                verify_results(cfg, res)
+            report_test_modes(cfg, by_mode)
+        return by_mode if len(by_mode) > 1 else next(iter(by_mode.values()))
 
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
@@ -136,6 +143,11 @@ def argument_parser():
         "--register-coco", nargs=3, action="append", metavar=("NAME", "JSON", "IMAGE_DIR"),
         help="register a COCO-format dataset under NAME (repeatable); use NAME in "
         "DATASETS.TRAIN / DATASETS.TEST",
+    )
+    parser.add_argument(
+        "--test-modes", type=lambda s: s.split(","), metavar="sr,hr",
+        help="with --eval-only: evaluate SR-RCNN in each test mode (sr: with G, hr: without G) "
+        "and print them side by side; default: MODEL.SRRCNN.TEST_MODE",
     )
     return parser
 

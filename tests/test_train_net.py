@@ -67,13 +67,29 @@ def test_sr_rcnn_trains_logs_both_objectives(sr_trained):
         assert k in keys, k
 
 
-@pytest.mark.parametrize("mode", ["sr", "hr"])
-def test_sr_rcnn_eval_only_both_test_modes(sr_trained, mode):
+def test_sr_rcnn_eval_only_test_mode_from_command_line(sr_trained):
     tmp, _ = sr_trained
     _, log = run(["--config-file", SR_CFG, "--eval-only",
                   "MODEL.WEIGHTS", str(tmp / "out" / "model_final.pth"),
-                  "MODEL.SRRCNN.TEST_MODE", mode, "OUTPUT_DIR", str(tmp / f"eval_{mode}")], tmp)
+                  "MODEL.SRRCNN.TEST_MODE", "hr", "OUTPUT_DIR", str(tmp / "eval_hr")], tmp)
     assert set(ap_rows(log)) == {"bbox", "segm"}
+    saved = json.load(open(tmp / "eval_hr" / "eval_results.json"))
+    assert list(saved["results"]) == ["hr"]
+
+
+def test_sr_rcnn_eval_only_both_test_modes_side_by_side(sr_trained):
+    tmp, _ = sr_trained
+    _, log = run(["--config-file", SR_CFG, "--eval-only", "--test-modes", "sr,hr",
+                  "MODEL.WEIGHTS", str(tmp / "out" / "model_final.pth"),
+                  "OUTPUT_DIR", str(tmp / "eval_both")], tmp)
+    assert "bbox AP by test mode" in log and "segm AP by test mode" in log
+    assert "| with G (sr) |" in log and "| without G (hr) |" in log
+    saved = json.load(open(tmp / "eval_both" / "eval_results.json"))["results"]
+    assert set(saved) == {"sr", "hr"}
+    # the side-by-side table prints the evaluator's numbers
+    for mode, name in (("sr", "with G (sr)"), ("hr", "without G (hr)")):
+        row = re.search(r"\| " + re.escape(name) + r" \| ([^\n]*)\|", log).group(1)
+        assert float(row.split("|")[0]) == pytest.approx(saved[mode]["bbox"]["AP"], abs=0.05)
 
 
 def test_unknown_config_key_is_a_clear_error(tmp_path):
