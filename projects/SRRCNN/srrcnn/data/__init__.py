@@ -1,7 +1,9 @@
 """Datasets of SR-RCNN: the embedded synthetic srrcnn_shapes and COCO-format registration.
 
 Importing this package registers the DEFAULT_SHAPES names (srrcnn_shapes_train / _val /
-_tiny_train / _tiny_val) under $SRRCNN_DATASETS; nothing is generated until first use.
+_tiny_train / _tiny_val) under $SRRCNN_DATASETS, nothing generated until first use, and the COCO
+train subsets coco_2017_train_10pct / _20pct under $DETECTRON2_DATASETS (files made by
+tools/make_coco_subset.py; read on first use).
 """
 
 from .datasets import (
@@ -14,7 +16,9 @@ from .datasets import (
     register_srrcnn_shapes,
     variant_paths,
 )
+from .coco_subsets import COCO_SUBSETS, register_coco_subsets, subset_paths
 from .dataset_mapper import CheckedDatasetMapper
 from .synthetic import CLASS_NAMES, expected_bin_shares, generate_dataset, render_object
 
 register_default_datasets()
+register_coco_subsets()
