@@ -94,3 +94,38 @@ def test_checkpoint_holds_both_optimizers_and_schedulers(tmp_path):
     hooks = ckpt["trainer"]["hooks"]
     assert {"LRScheduler", "GeneratorLRScheduler", "RNGStateHook"} <= set(hooks)
     assert hooks["LRScheduler"]["base_lrs"] != hooks["GeneratorLRScheduler"]["base_lrs"]
+
+
+class NaNAfter(HookBase):
+    """From iteration `it` on, the model's content loss is NaN (a diverging GAN, SPEC §3)."""
+
+    def __init__(self, it):
+        self.it = it
+
+    def before_step(self):
+        if self.trainer.iter == self.it:
+            model = self.trainer.model
+            forward = model.forward
+
+            def nan_forward(batched_inputs):
+                losses = forward(batched_inputs)
+                losses["loss_G_content"] = losses["loss_G_content"] * float("nan")
+                return losses
+
+            model.forward = nan_forward
+
+
+def test_non_finite_loss_stops_with_its_name_and_keeps_last_checkpoint(tmp_path):
+    cfg = make_cfg(tmp_path)
+    seed_all_rng(cfg.SEED)
+    trainer = Trainer(cfg)
+    trainer.register_hooks([NaNAfter(N // 2 + 1)])
+    trainer.resume_or_load(resume=False)
+    with pytest.raises(FloatingPointError, match=rf"iteration {N // 2 + 1}.*loss_G_content"):
+        trainer.train()
+    # the checkpoint of iteration N/2 - 1 is the last one, complete and loadable
+    last = open(tmp_path / "last_checkpoint").read()
+    assert last == f"model_{N // 2 - 1:07d}.pth"
+    ckpt = torch.load(tmp_path / last, weights_only=True)
+    assert ckpt["iteration"] == N // 2 - 1
+    assert not (tmp_path / "model_final.pth").exists()

@@ -140,3 +140,9 @@ def test_two_cpu_processes_through_launch(tmp_path):
                   "OUTPUT_DIR", str(tmp_path / "out")], tmp_path)
     assert set(ap_rows(log)) == {"bbox", "segm"}
     assert (tmp_path / "out" / "model_final.pth").exists()
+
+
+def test_amp_on_the_cpu_is_a_clear_error(tmp_path):
+    code, out = run(["--config-file", SR_CFG, "SOLVER.AMP.ENABLED", "True", "MODEL.DEVICE", "cpu",
+                     "OUTPUT_DIR", str(tmp_path / "out")], tmp_path, check=False)
+    assert code != 0 and "SOLVER.AMP.ENABLED needs a CUDA GPU" in out

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+"""demo/demo.py as users run it: a tiny random-init SR-RCNN on a folder, a glob and bad inputs."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from detectron2.checkpoint import DetectionCheckpointer
+from srrcnn.testing import REPO_ROOT, get_model_no_weights, get_tiny_cfg
+
+DEMO = os.path.join(REPO_ROOT, "demo", "demo.py")
+RESULT_KEYS = {"image_id", "file_name", "category_id", "bbox", "score", "segmentation"}
+SIZES = {"a": (64, 80, 3), "b": (37, 53, 3), "gray": (64, 80)}  # name: shape (odd, grayscale)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """(tmp, config yaml, weights, image folder) with a random-init tiny SR-RCNN."""
+    tmp = tmp_path_factory.mktemp("demo")
+    cfg = get_tiny_cfg(sr=True)
+    (tmp / "config.yaml").write_text(cfg.dump())
+    DetectionCheckpointer(get_model_no_weights(cfg), str(tmp)).save("model")
+    images = tmp / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, shape in SIZES.items():
+        cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 256, shape, dtype=np.uint8))
+    return tmp, tmp / "config.yaml", tmp / "model.pth", images
+
+
+def run_demo(setup, inputs, output, *extra):
+    tmp, config, weights, _ = setup
+    env = dict(os.environ, SRRCNN_DATASETS=str(tmp / "datasets"), OMP_NUM_THREADS="1")
+    args = [sys.executable, DEMO, "--config-file", str(config), "--input", *map(str, inputs),
+            "--output", str(output), "--confidence-threshold", "0.0", *extra,
+            "--opts", "MODEL.WEIGHTS", str(weights), "MODEL.DEVICE", "cpu"]
+    proc = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def check_outputs(output, names):
+    for name in names:
+        drawn = cv2.imread(str(output / f"{name}.png"))
+        assert drawn is not None and drawn.shape[:2] == SIZES[name][:2], name
+    results = json.loads((output / "results.json").read_text())
+    assert isinstance(results, list) and results, "no detections at threshold 0"
+    for r in results:
+        assert set(r) == RESULT_KEYS
+        assert len(r["bbox"]) == 4 and r["score"] >= 0.0
+        assert r["category_id"] in (1, 2, 3, 4)  # srrcnn_shapes_val ids (contiguous + 1)
+        assert isinstance(r["segmentation"]["counts"], str)
+    assert {os.path.basename(r["file_name"]) for r in results} <= {f"{n}.png" for n in names}
+
+
+@pytest.mark.parametrize("mode,as_glob", [("sr", False), ("hr", True)])
+def test_demo_folder_and_glob(setup, mode, as_glob):
+    images = setup[3]
+    output = setup[0] / f"out_{mode}"
+    inputs = [images / "*.png"] if as_glob else [images]
+    rc, out = run_demo(setup, inputs, output, "--test-mode", mode)
+    assert rc == 0, out[-4000:]
+    assert sorted(p.name for p in output.glob("*.png")) == sorted(f"{n}.png" for n in SIZES)
+    check_outputs(output, SIZES)
+
+
+def test_demo_no_match_names_pattern(setup):
+    pattern = str(setup[0] / "nothing" / "*.jpg")
+    rc, out = run_demo(setup, [pattern], setup[0] / "out_none")
+    assert rc != 0 and pattern in out
+
+
+def test_demo_corrupt_image_skipped(setup):
+    tmp, images = setup[0], setup[3]
+    bad = tmp / "bad.png"
+    bad.write_bytes(b"not a png")
+    output = tmp / "out_bad"
+    rc, out = run_demo(setup, [images / "a.png", bad, images / "b.png"], output)
+    assert rc != 0 and str(bad) in out
+    assert not (output / "bad.png").exists()
+    check_outputs(output, ["a", "b"])
