@@ -33,6 +33,9 @@ done
 "$PY" tools/plot_metrics.py --metrics "$OUT/sr_rcnn/metrics.json" --metrics "$OUT/mask_rcnn/metrics.json" \
   --labels SR-RCNN "Mask R-CNN" --smooth 5 --out docs/quick_training_curves.png
 VAL=$("$PY" -c 'from detectron2.data import MetadataCatalog; from srrcnn.data import ensure_generated; ensure_generated("srrcnn_shapes_val"); print(MetadataCatalog.get("srrcnn_shapes_val").image_root)')
-"$PY" demo/demo.py --config-file "$CFG/sr_rcnn_R_18_FPN_shapes_cpu.yaml" --input "$VAL/000001.png" \
-  --output "$OUT/demo" --confidence-threshold 0.5 --opts MODEL.WEIGHTS "$OUT/sr_rcnn/model_final.pth"
-cp "$OUT/demo/000001.png" docs/quick_demo_sr_rcnn.png
+for mode in sr hr; do
+  "$PY" demo/demo.py --config-file "$CFG/sr_rcnn_R_18_FPN_shapes_cpu.yaml" --input "$VAL/000001.png" \
+    --output "$OUT/demo_$mode" --confidence-threshold 0.5 --test-mode $mode \
+    --opts MODEL.WEIGHTS "$OUT/sr_rcnn/model_final.pth"
+  cp "$OUT/demo_$mode/000001.png" "docs/quick_demo_sr_rcnn_$mode.png"
+done
