@@ -19,3 +19,16 @@ def one_intra_op_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def catalog_names():
+    """Names registered by a test; removed from both catalogs afterwards (they are global)."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    names = []
+    yield names
+    for name in names:
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)

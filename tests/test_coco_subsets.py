@@ -82,17 +82,6 @@ def coco_json(tmp_path):
     return write(fake_coco(), tmp_path / "instances_train2017.json")
 
 
-@pytest.fixture
-def catalog_names():
-    """Names registered by a test; removed from both catalogs afterwards (they are global)."""
-    names = []
-    yield names
-    for name in names:
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-
-
 def image_ids(coco):
     return {im["id"] for im in coco["images"]}
 

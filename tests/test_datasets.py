@@ -32,17 +32,6 @@ def main_split(tmp_path_factory):
         return out, json.load(f)
 
 
-@pytest.fixture
-def catalog_names():
-    """Names registered by a test; removed from both catalogs afterwards."""
-    names = []
-    yield names
-    for name in names:
-        if name in DatasetCatalog.list():
-            DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-
-
 def test_determinism(tmp_path):
     for sub, seed in (("a", 0), ("b", 0), ("c", 1)):
         synthetic.generate_dataset(str(tmp_path / sub), 6, 128, seed)

@@ -5,7 +5,6 @@ steps keep both parameter groups' gradients averaged; ranks stay identical and m
 process that sees the same global batch.
 """
 import os
-import sys
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from detectron2.utils import comm
 from detectron2.utils.events import EventStorage
 
 from srrcnn import SRGANTrainer, build_discriminator_optimizer, build_generator_optimizer
-from srrcnn.testing import REPO_ROOT, get_model_no_weights, get_tiny_cfg, tiny_inputs
+from srrcnn.testing import get_model_no_weights, get_tiny_cfg, tiny_inputs
 
 STEPS = 3
 GLOBAL_BATCH = 4
