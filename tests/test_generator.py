@@ -184,3 +184,19 @@ class TestSRResNetGenerator(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def test_input_skip_adds_the_input():
+    from detectron2.layers import ShapeSpec
+
+    from srrcnn.generator import SRResNetGenerator
+
+    torch.manual_seed(0)
+    shape = ShapeSpec(channels=8, height=7, width=7)
+    plain = SRResNetGenerator(shape, num_blocks=1, width=4)
+    skip = SRResNetGenerator(shape, num_blocks=1, width=4, input_skip=True)
+    skip.load_state_dict(plain.state_dict())
+    plain.eval(), skip.eval()
+    x = torch.randn(3, 8, 7, 7)
+    assert torch.allclose(skip(x), x + plain(x))
+    assert not plain.input_skip  # the thesis's generator is the default

@@ -35,6 +35,10 @@ def add_srrcnn_config(cfg):
     # Normalisation inside the blocks (detectron2 get_norm names: "BN", "GN", "SyncBN", "").
     # The last layer never has one (§2.5).
     _C.MODEL.SRRCNN.GENERATOR.NORM = "BN"
+    # Add the input to the output (global residual learning): G then learns a correction of
+    # RoI_LR, and G(RoI_HR) at test stays near RoI_HR. Thesis: no (its last layer is a plain
+    # conv, which this keeps); off by default.
+    _C.MODEL.SRRCNN.GENERATOR.INPUT_SKIP = False
 
     # Loss weights (§3). Adversarial terms of G and D: 0.001, from SRGAN.
     _C.MODEL.SRRCNN.ADV_WEIGHT = 0.001

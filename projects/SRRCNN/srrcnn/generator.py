@@ -63,7 +63,7 @@ class SRResNetGenerator(nn.Module):
 
     @configurable
     def __init__(self, input_shape: ShapeSpec, *, num_blocks: int, width: int,
-                 norm: str = "BN", activation: str = "prelu"):
+                 norm: str = "BN", activation: str = "prelu", input_skip: bool = False):
         """
         Args:
             input_shape: ShapeSpec(channels=C, height=P, width=P) of the RoI features.
@@ -71,6 +71,8 @@ class SRResNetGenerator(nn.Module):
             width: channels inside the blocks, W.
             norm: normalisation inside the blocks (detectron2 `get_norm` name or "").
             activation: "prelu", "relu" or "leaky_relu".
+            input_skip: return x + tail(...) (global residual learning, as VDSR) instead of
+                tail(...); the output stays linear either way.
         """
         super().__init__()
         channels = input_shape.channels
@@ -84,6 +86,7 @@ class SRResNetGenerator(nn.Module):
                                       for _ in range(num_blocks)])
         # the linear tail: no norm, no activation
         self.tail = nn.Conv2d(width, channels, 3, padding=1)
+        self.input_skip = input_skip
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 weight_init.c2_msra_fill(m)
@@ -92,11 +95,12 @@ class SRResNetGenerator(nn.Module):
     def from_config(cls, cfg, input_shape):
         g = cfg.MODEL.SRRCNN.GENERATOR
         return {"input_shape": input_shape, "num_blocks": g.NUM_BLOCKS, "width": g.WIDTH,
-                "norm": g.NORM, "activation": g.ACTIVATION}
+                "norm": g.NORM, "activation": g.ACTIVATION, "input_skip": g.INPUT_SKIP}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(R, C, P, P) -> (R, C, P, P)."""
-        return self.tail(self.blocks(self.head(x)))
+        out = self.tail(self.blocks(self.head(x)))
+        return x + out if self.input_skip else out
 
     @property
     def output_shape(self) -> ShapeSpec:
