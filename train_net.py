@@ -146,8 +146,8 @@ def argument_parser():
     )
     parser.add_argument(
         "--test-modes", type=lambda s: s.split(","), metavar="sr,hr",
-        help="with --eval-only: evaluate SR-RCNN in each test mode (sr: with G, hr: without G) "
-        "and print them side by side; default: MODEL.SRRCNN.TEST_MODE",
+        help="with --eval-only: evaluate SR-RCNN in each test mode (sr: with G, hr: without G, "
+        "size_aware: G on RoIs predicted small) side by side; default: MODEL.SRRCNN.TEST_MODE",
     )
     return parser
 

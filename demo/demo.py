@@ -38,6 +38,7 @@ import cv2
 import tqdm
 
 import srrcnn  # noqa: F401  (registers SR-RCNN and its datasets)
+from srrcnn.roi_heads import TEST_MODES
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.detection_utils import read_image
@@ -58,9 +59,9 @@ def get_parser():
     parser.add_argument("--output", required=True, help="folder for drawn images and results.json")
     parser.add_argument("--confidence-threshold", type=float, default=0.5,
                         help="minimum score of the detections kept")
-    parser.add_argument("--test-mode", choices=("sr", "hr"), default=None,
-                        help="MODEL.SRRCNN.TEST_MODE: sr = with the generator, hr = without "
-                             "(default: the config's)")
+    parser.add_argument("--test-mode", choices=TEST_MODES, default=None,
+                        help="MODEL.SRRCNN.TEST_MODE: sr = with the generator, hr = without, "
+                             "size_aware = G on RoIs predicted small (default: the config's)")
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER,
                         help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS x.pth")
     return parser

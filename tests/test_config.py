@@ -33,8 +33,21 @@ def test_defaults_are_the_thesis_values():
     assert sr.LR_SCALE == 0.5 and sr.LR_RESIZE == "antialias"
     assert sr.GENERATOR.NUM_BLOCKS == 7
     assert sr.ADV_WEIGHT == 0.001 and sr.CONTENT_WEIGHT == 1.0 and sr.D_TASK_WEIGHT == 0.5
-    assert sr.ADV_LOSS == "saturating" and sr.TEST_MODE == "sr"
+    assert sr.ADV_LOSS == "saturating" and sr.G_SIZE_WEIGHT_REF == 0.0
     assert cfg.SOLVER.GENERATOR.BASE_LR == 1e-4
+    # the two defaults that keep the cost targets (README, "Cost"): G on a foreground-first
+    # subset of the RoIs in training, and on the RoIs predicted small at test
+    assert sr.G_ROIS_PER_IMAGE == 64 and sr.TEST_MODE == "size_aware"
+
+
+@pytest.mark.parametrize("name", ["sr_rcnn_R_50_FPN_3x_thesis.yaml", "sr_rcnn_R_101_FPN_3x_thesis.yaml"])
+def test_thesis_configs(name):
+    """The thesis-exact configs: G on every sampled RoI in training and every proposal at test."""
+    cfg = load(name)
+    assert cfg.MODEL.SRRCNN.G_ROIS_PER_IMAGE <= 0 and cfg.MODEL.SRRCNN.TEST_MODE == "sr"
+    plain = load(name.replace("_thesis", ""))
+    plain.MODEL.SRRCNN.G_ROIS_PER_IMAGE, plain.MODEL.SRRCNN.TEST_MODE = 0, "sr"
+    assert cfg.dump() == plain.dump()  # nothing else differs
 
 
 def test_every_new_key_is_commented():
@@ -84,4 +97,7 @@ def test_quick_configs_differ_only_in_what_srrcnn_adds():
 
     a, b = flat(base), flat(sr)
     diff = {k for k in a if a[k] != b[k]}
-    assert diff == {"MODEL.META_ARCHITECTURE", "MODEL.ROI_HEADS.NAME", "OUTPUT_DIR"}
+    # SR-RCNN's own keys may be set (G_ROIS_PER_IMAGE); everything detectron2 has is equal
+    ours = {k for k in diff if k.startswith(("MODEL.SRRCNN.", "SOLVER.GENERATOR."))}
+    assert diff - ours == {"MODEL.META_ARCHITECTURE", "MODEL.ROI_HEADS.NAME", "OUTPUT_DIR"}
+    assert ours == {"MODEL.SRRCNN.G_ROIS_PER_IMAGE"}

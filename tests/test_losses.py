@@ -106,6 +106,16 @@ class TestLosses(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "ADV_LOSS"):
             generator_adversarial_loss(torch.randn(2), "wgan")
 
+    def test_weighted(self):
+        sr, hr = torch.randn(3, 2, 2, 2), torch.randn(3, 2, 2, 2)
+        w = torch.tensor([1.0, 0.5, 0.0])
+        per_roi = (sr - hr).pow(2).flatten(1).mean(1)
+        torch.testing.assert_close(content_loss(sr, hr, "mean", w), (per_roi * w).sum() / 1.5)
+        torch.testing.assert_close(content_loss(sr, hr, "mean", torch.ones(3)), content_loss(sr, hr))
+        logits = torch.randn(3)
+        torch.testing.assert_close(generator_adversarial_loss(logits, "saturating", w),
+                                   (-F.softplus(logits) * w).sum() / 1.5)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -119,7 +119,7 @@ class TestSRROIHeads(unittest.TestCase):
             heads.generator.output_shape, ShapeSpec(channels=CHANNELS, height=7, width=7)
         )
         self.assertEqual(heads.lr_scale, 0.5)
-        self.assertEqual(heads.test_mode, "sr")
+        self.assertEqual(heads.test_mode, "size_aware")
         self.assertEqual((heads.adv_weight, heads.d_task_weight), (0.001, 0.5))
         self.assertEqual(type(heads.box_pooler.level_poolers[0]).__name__, "ROIAlign")
         self.assertTrue(heads.box_pooler.level_poolers[0].aligned)  # ROIAlignV2
@@ -288,6 +288,147 @@ class TestSRROIHeads(unittest.TestCase):
             if not ok:
                 print("New losses:", {k: float(v) for k, v in losses.items()})
             self.assertTrue(ok, f"{name}: {float(losses[name])} != expected {value}")
+
+
+class TestGeneratorRoIs(unittest.TestCase):
+    """MODEL.SRRCNN.G_ROIS_PER_IMAGE / G_POSITIVE_FRACTION / G_SIZE_WEIGHT_REF."""
+
+    def _run(self, **keys):
+        cfg = get_tiny_cfg()
+        for k, v in keys.items():
+            setattr(cfg.MODEL.SRRCNN, k, v)
+        heads = _heads(cfg)
+        box_rec = _PoolerRecorder(heads.box_pooler)
+        gen_inputs = []
+        heads.generator.register_forward_hook(lambda m, i, o: gen_inputs.append(i[0]))
+        sampled = []
+        label = heads.label_and_sample_proposals
+        heads.label_and_sample_proposals = lambda *a: sampled.extend(label(*a)) or sampled
+        torch.manual_seed(0)
+        proposals, targets = _proposals_and_targets(num_proposals=60)
+        losses = _train(heads, _features(), proposals, targets)
+        return heads, box_rec, gen_inputs[0], sampled, losses
+
+    def test_subset_is_foreground_first_and_capped(self):
+        heads, box_rec, roi_lr, sampled, losses = self._run(G_ROIS_PER_IMAGE=8, G_POSITIVE_FRACTION=0.75)
+        (_, boxes_hr, _), (_, boxes_lr, _) = box_rec.calls
+        self.assertEqual([len(b) for b in boxes_hr], [len(p) for p in sampled])
+        self.assertEqual([len(b) for b in boxes_lr], [8, 8])
+        self.assertEqual(roi_lr.shape[0], 16)
+        for p, b_lr in zip(sampled, boxes_lr):
+            fg = (p.gt_classes < heads.num_classes).sum().item()
+            self.assertGreaterEqual(fg, 6)  # this test's proposals have enough foreground
+            # each LR box is one of this image's sampled proposals at 0.5x ...
+            hr = p.proposal_boxes.tensor * 0.5
+            match = (b_lr[:, None, :] == hr[None]).all(-1)
+            self.assertTrue(match.any(1).all())
+            cls = p.gt_classes[match.float().argmax(1)]
+            # ... 6 foreground (0.75 x 8) and background for the rest
+            self.assertEqual(int((cls < heads.num_classes).sum()), 6)
+        for v in losses.values():
+            self.assertTrue(torch.isfinite(v))
+
+    def test_all_rois_when_zero(self):
+        _, box_rec, roi_lr, sampled, _ = self._run(G_ROIS_PER_IMAGE=0)
+        (_, boxes_hr, _), (_, boxes_lr, _) = box_rec.calls
+        for b_hr, b_lr in zip(boxes_hr, boxes_lr):
+            self.assertTrue(torch.equal(b_lr, b_hr * 0.5))
+
+    def test_size_weights(self):
+        heads = _heads()
+        heads.g_size_weight_ref = 32.0
+        p = Instances((IMAGE_SIZE, IMAGE_SIZE))
+        p.proposal_boxes = Boxes(torch.tensor([[0, 0, 10, 10], [0, 0, 100, 100], [0, 0, 64, 64.]]))
+        p.gt_boxes = Boxes(torch.tensor([[0, 0, 16, 16], [0, 0, 128, 128], [0, 0, 1, 1.]]))
+        p.gt_classes = torch.tensor([0, 1, heads.num_classes])  # the last one is background
+        w = heads.generator_roi_weights([p])
+        # small ground truth: 1; large: 32 / 128; background: from its own box, 32 / 64
+        torch.testing.assert_close(w, torch.tensor([1.0, 0.25, 0.5]))
+        heads.g_size_weight_ref = 0.0
+        self.assertIsNone(heads.generator_roi_weights([p]))
+
+    def test_size_weighted_losses_finite(self):
+        _, _, _, _, losses = self._run(G_ROIS_PER_IMAGE=8, G_SIZE_WEIGHT_REF=32.0)
+        self.assertEqual(set(losses), EXPECTED_LOSS_KEYS)
+        for v in losses.values():
+            self.assertTrue(torch.isfinite(v))
+
+
+class TestSizeAware(unittest.TestCase):
+    """TEST_MODE "size_aware": G only on the RoIs the plain pass predicts small."""
+
+    def _heads(self, **keys):
+        cfg = get_tiny_cfg()
+        for k, v in keys.items():
+            setattr(cfg.MODEL.SRRCNN.SIZE_AWARE, k, v)
+        heads = _heads(cfg)
+        heads.eval()
+        heads.test_mode = "size_aware"
+        return heads
+
+    def _predictions(self, heads, sizes, scores):
+        """Proposals of the given sizes; plain-pass predictions with zero deltas and the
+        given top-class probabilities (class 0)."""
+        p = Instances((IMAGE_SIZE, IMAGE_SIZE))
+        p.proposal_boxes = Boxes(torch.tensor([[0, 0, s, s] for s in sizes], dtype=torch.float))
+        k = heads.num_classes
+        probs = torch.full((len(sizes), k + 1), 1e-3)
+        probs[:, 0] = torch.tensor(scores)
+        probs[:, k] = 1 - probs[:, :k].sum(1)
+        return (probs.log(), torch.zeros(len(sizes), 4 * k)), [p]
+
+    def test_selection(self):
+        heads = self._heads(MAX_SIZE=64.0, MIN_SCORE=0.1, MAX_ROIS_PER_IMAGE=2)
+        preds, props = self._predictions(heads, [10, 100, 30, 50, 20], [0.9, 0.9, 0.05, 0.5, 0.3])
+        sel = heads.select_size_aware(preds, props)
+        # small and likely: 0, 3, 4; at most 2, the most likely: 0 and 3
+        self.assertEqual(sorted(sel.tolist()), [0, 3])
+        heads.size_aware_max_rois = 0
+        self.assertEqual(sorted(heads.select_size_aware(preds, props).tolist()), [0, 3, 4])
+
+    def test_merge(self):
+        heads = self._heads()
+        scores = torch.log_softmax(torch.randn(4, heads.num_classes + 1), -1)
+        deltas = torch.randn(4, 4 * heads.num_classes)
+        sr_scores, sr_deltas = torch.randn(2, heads.num_classes + 1), torch.randn(2, 4 * heads.num_classes)
+        sel = torch.tensor([1, 3])
+        s, d = heads.merge_predictions((scores, deltas), (sr_scores, sr_deltas), sel)
+        mean = (scores[sel].softmax(-1) + sr_scores.softmax(-1)) / 2
+        torch.testing.assert_close(s[sel].softmax(-1), mean)
+        torch.testing.assert_close(d[sel], (deltas[sel] + sr_deltas) / 2)
+        torch.testing.assert_close(s[[0, 2]], scores[[0, 2]])  # the others untouched
+        torch.testing.assert_close(d[[0, 2]], deltas[[0, 2]])
+        heads.size_aware_merge = "replace"
+        s, d = heads.merge_predictions((scores, deltas), (sr_scores, sr_deltas), sel)
+        torch.testing.assert_close(s[sel], sr_scores)
+        torch.testing.assert_close(d[sel], sr_deltas)
+
+    def test_generator_runs_on_selected_rois_only(self):
+        heads = self._heads(MIN_SCORE=0.0, MAX_SIZE=60.0, MAX_ROIS_PER_IMAGE=5)
+        calls = []
+        heads.generator.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+        proposals, _ = _proposals_and_targets()
+        with torch.no_grad():
+            pred, _ = heads(None, _features(lr=False), proposals)
+        self.assertEqual(len(calls), 1)
+        self.assertLessEqual(calls[0], 10)  # at most 5 per image
+        self.assertGreater(calls[0], 0)
+        for inst in pred:
+            self.assertTrue(inst.has("pred_boxes") and inst.has("pred_masks"))
+        # nothing small: G never runs and the result is the plain ("hr") one
+        heads.size_aware_max_size = 0.0
+        calls.clear()
+        with torch.no_grad():
+            pred, _ = heads(None, _features(lr=False), proposals)
+            heads.test_mode = "hr"
+            expected, _ = heads(None, _features(lr=False), proposals)
+        self.assertEqual(calls, [])
+        for a, b in zip(pred, expected):
+            torch.testing.assert_close(a.scores, b.scores)
+
+    def test_bad_merge(self):
+        with self.assertRaisesRegex(ValueError, "SIZE_AWARE.MERGE"):
+            self._heads(MERGE="max")
 
 
 if __name__ == "__main__":

@@ -55,10 +55,40 @@ def add_srrcnn_config(cfg):
     # Adversarial loss of G: "saturating" (thesis: minimise log(1 - D(G(LR)))) or
     # "non_saturating" (minimise -log D(G(LR))).
     _C.MODEL.SRRCNN.ADV_LOSS = "saturating"
+    # Which of the sampled RoIs (ROI_HEADS.BATCH_SIZE_PER_IMAGE per image) G trains on: the
+    # content, adversarial and SR-path terms use G_ROIS_PER_IMAGE of them per image, sampled
+    # foreground first (at most G_POSITIVE_FRACTION foreground, background fills the rest, as
+    # detectron2's RoI sampler). <= 0: all sampled RoIs (thesis: 512 per image; the thesis
+    # names "train G only on useful RoIs" as future work). D's HR-path terms always use all
+    # sampled RoIs. G's price grows linearly with it (README, "Cost"): 64 of 512 keeps an
+    # R50-FPN training iteration within 1.35x Mask R-CNN's.
+    _C.MODEL.SRRCNN.G_ROIS_PER_IMAGE = 64
+    _C.MODEL.SRRCNN.G_POSITIVE_FRACTION = 0.75
+    # > 0: weight each RoI's content and adversarial G terms by min(1, REF / sqrt(area)), area
+    # of its ground-truth box (of the proposal for background RoIs) in input pixels, so that
+    # G learns small-object detail first. 0: uniform weights (thesis).
+    _C.MODEL.SRRCNN.G_SIZE_WEIGHT_REF = 0.0
     # Test-time box path (§5, thesis Table 4): "sr" sends the full-resolution RoI features
     # through G before D's box head and predictor (thesis); "hr" skips G (plain Mask R-CNN
-    # head). Training always uses both paths. The mask head never uses G.
-    _C.MODEL.SRRCNN.TEST_MODE = "sr"
+    # head); "size_aware" runs the plain head, then G only on the RoIs that SIZE_AWARE below
+    # selects, and merges both passes' predictions for them (default: G's test-time cost is
+    # bounded by SIZE_AWARE.MAX_ROIS_PER_IMAGE; "sr" runs G on every proposal, ~1.3x Mask
+    # R-CNN's inference time with R50-FPN). Training always uses both paths. The mask head
+    # never uses G.
+    _C.MODEL.SRRCNN.TEST_MODE = "size_aware"
+    # The "size_aware" test mode: a RoI goes through G when the plain pass predicts it small
+    # and likely an object.
+    _C.MODEL.SRRCNN.SIZE_AWARE = CN()
+    # "Small": sqrt of the area of the plain pass's refined box for its top class, in input
+    # pixels (after the INPUT.MIN_SIZE_TEST resize), below this.
+    _C.MODEL.SRRCNN.SIZE_AWARE.MAX_SIZE = 64.0
+    # "Likely an object": the top class's probability in the plain pass is at least this.
+    _C.MODEL.SRRCNN.SIZE_AWARE.MIN_SCORE = 0.05
+    # At most this many RoIs per image go through G, the most likely first (<= 0: no limit).
+    _C.MODEL.SRRCNN.SIZE_AWARE.MAX_ROIS_PER_IMAGE = 100
+    # How the selected RoIs' two predictions are merged: "mean" (average of the class
+    # probabilities and of the box deltas) or "replace" (G's pass only).
+    _C.MODEL.SRRCNN.SIZE_AWARE.MERGE = "mean"
 
     # Optimiser of the generator (§4): AdamW with its own learning rate. The discriminator
     # (backbone, RPN, heads) uses SOLVER.* (SGD) as in Mask R-CNN.

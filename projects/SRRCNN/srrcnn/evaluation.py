@@ -12,12 +12,13 @@ logger = logging.getLogger(__name__)
 
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # MODEL.SRRCNN.TEST_MODE values, as named in tables
-TEST_MODE_NAMES = {"sr": "with G (sr)", "hr": "without G (hr)"}
+TEST_MODE_NAMES = {"sr": "with G (sr)", "hr": "without G (hr)",
+                   "size_aware": "size-aware G (size_aware)"}
 
 
 @contextmanager
 def test_mode(model, mode: str):
-    """Temporarily set the ROI heads' test mode ("sr" or "hr") of an SR-RCNN model."""
+    """Temporarily set the ROI heads' test mode ("sr", "hr" or "size_aware") of an SR-RCNN model."""
     heads = getattr(model, "module", model).roi_heads
     old = heads.test_mode
     heads.test_mode = mode

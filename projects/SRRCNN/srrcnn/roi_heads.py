@@ -1,12 +1,14 @@
 # -*- coding: utf-8 -*-
 """SR-RCNN's ROI heads: RoI_HR and RoI_LR from one ROIPooler, the generator, the GAN losses."""
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
+from torch.autograd.profiler import record_function
 
 from detectron2.config import configurable
-from detectron2.layers import ShapeSpec
+from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
+from detectron2.modeling.sampling import subsample_labels
 from detectron2.structures import Boxes, Instances
 
 from .fast_rcnn import SRFastRCNNOutputLayers
@@ -19,7 +21,8 @@ from .losses import content_loss, discriminator_adversarial_loss, generator_adve
 LR_SUFFIX = "_lr"
 # Loss names that start with this prefix form G's objective; all others form D's.
 G_LOSS_PREFIX = "loss_G_"
-TEST_MODES = ("sr", "hr")
+TEST_MODES = ("sr", "hr", "size_aware")
+SIZE_AWARE_MERGES = ("mean", "replace")
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -27,32 +30,56 @@ class SRROIHeads(StandardROIHeads):
     """
     StandardROIHeads whose box branch is SR-RCNN's generator + discriminator (SPEC §2.4-2.6).
 
-    Training: the sampled proposals are pooled twice by the same ROIPooler (ROIAlignV2):
-    RoI_HR from the full pyramid, RoI_LR from the 0.5x pyramid with boxes x LR_SCALE (the
-    pooler picks the FPN level from the scaled box). G(RoI_LR) and RoI_HR go through the
-    shared box head and SRFastRCNNOutputLayers in one batch of 2R. Returns G's losses
-    (prefix ``loss_G_``) and D's losses; the trainer routes each to its parameters.
+    Training: the sampled proposals are pooled by the same ROIPooler (ROIAlignV2) twice:
+    RoI_HR (all R sampled RoIs) from the full pyramid, and RoI_LR from the 0.5x pyramid with
+    boxes x LR_SCALE (the pooler picks the FPN level from the scaled box) for the R_G RoIs
+    that G trains on (all R as in the thesis, or a foreground-first subset: G_ROIS_PER_IMAGE).
+    RoI_HR and G(RoI_LR) go through the shared box head and SRFastRCNNOutputLayers in one
+    batch of R + R_G. Returns G's losses (prefix ``loss_G_``) and D's losses; the trainer
+    routes each to its parameters.
 
     Inference: no 0.5x pyramid. TEST_MODE "sr" sends the full-resolution RoI features through
-    G before the box head (thesis); "hr" uses the plain box path. The mask head is Mask R-CNN's.
+    G before the box head (thesis); "hr" uses the plain box path; "size_aware" runs the plain
+    path, then G only for the RoIs that the plain path predicts small (refined box) and likely
+    an object, and merges both predictions for them. The mask head is Mask R-CNN's.
     """
 
     @configurable
     def __init__(self, *, generator: torch.nn.Module, lr_scale: float, test_mode: str,
                  adv_weight: float, content_weight: float, content_reduction: str,
-                 g_task_weight: float, d_task_weight: float, adv_loss: str, **kwargs):
+                 g_task_weight: float, d_task_weight: float, adv_loss: str,
+                 g_rois_per_image: int = 0, g_positive_fraction: float = 0.75,
+                 g_size_weight_ref: float = 0.0, size_aware_max_size: float = 64.0,
+                 size_aware_min_score: float = 0.05, size_aware_max_rois: int = 100,
+                 size_aware_merge: str = "mean", **kwargs):
         """
         Args:
             generator: maps (R, C, P, P) RoI features to the same shape.
             lr_scale: scale of the low-resolution image (0.5); proposal boxes are scaled by it.
-            test_mode: "sr" or "hr", see the class docstring. An attribute: may be switched.
+            test_mode: one of TEST_MODES, see the class docstring. An attribute: may be switched.
             adv_weight, content_weight, g_task_weight, d_task_weight: loss weights (SPEC §3).
             content_reduction, adv_loss: see :mod:`srrcnn.losses`.
+            g_rois_per_image: RoIs per image that G (and D's SR path) trains on, sampled
+                foreground-first from the R sampled RoIs; <= 0: all of them (thesis).
+            g_positive_fraction: at most this share of them foreground (detectron2's
+                ``subsample_labels``); background fills the rest.
+            g_size_weight_ref: > 0: weight each RoI's content and adversarial G terms by
+                min(1, ref / sqrt(area)), area of its ground-truth box (of the proposal for
+                background), in input pixels; 0: uniform (thesis).
+            size_aware_max_size, size_aware_min_score, size_aware_max_rois, size_aware_merge:
+                the "size_aware" test mode, see :meth:`select_size_aware`.
             kwargs: as for :class:`StandardROIHeads`.
         """
         super().__init__(**kwargs)
         if self.train_on_pred_boxes:
             raise ValueError("SRROIHeads does not support MODEL.ROI_BOX_HEAD.TRAIN_ON_PRED_BOXES")
+        if test_mode not in TEST_MODES:
+            raise ValueError(f"MODEL.SRRCNN.TEST_MODE must be one of {TEST_MODES}, got {test_mode!r}")
+        if size_aware_merge not in SIZE_AWARE_MERGES:
+            raise ValueError(f"MODEL.SRRCNN.SIZE_AWARE.MERGE must be one of {SIZE_AWARE_MERGES}, "
+                             f"got {size_aware_merge!r}")
+        if not 0.0 <= g_positive_fraction <= 1.0:
+            raise ValueError(f"MODEL.SRRCNN.G_POSITIVE_FRACTION must be in [0, 1], got {g_positive_fraction}")
         self.generator = generator
         self.lr_scale = lr_scale
         self.test_mode = test_mode
@@ -62,17 +89,28 @@ class SRROIHeads(StandardROIHeads):
         self.g_task_weight = g_task_weight
         self.d_task_weight = d_task_weight
         self.adv_loss = adv_loss
+        self.g_rois_per_image = g_rois_per_image
+        self.g_positive_fraction = g_positive_fraction
+        self.g_size_weight_ref = g_size_weight_ref
+        self.size_aware_max_size = size_aware_max_size
+        self.size_aware_min_score = size_aware_min_score
+        self.size_aware_max_rois = size_aware_max_rois
+        self.size_aware_merge = size_aware_merge
 
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
         sr = cfg.MODEL.SRRCNN
-        if sr.TEST_MODE not in TEST_MODES:
-            raise ValueError(f"MODEL.SRRCNN.TEST_MODE must be one of {TEST_MODES}, got {sr.TEST_MODE!r}")
         ret.update(lr_scale=sr.LR_SCALE, test_mode=sr.TEST_MODE, adv_weight=sr.ADV_WEIGHT,
                    content_weight=sr.CONTENT_WEIGHT, content_reduction=sr.CONTENT_REDUCTION,
                    g_task_weight=sr.G_TASK_WEIGHT, d_task_weight=sr.D_TASK_WEIGHT,
-                   adv_loss=sr.ADV_LOSS)
+                   adv_loss=sr.ADV_LOSS, g_rois_per_image=sr.G_ROIS_PER_IMAGE,
+                   g_positive_fraction=sr.G_POSITIVE_FRACTION,
+                   g_size_weight_ref=sr.G_SIZE_WEIGHT_REF,
+                   size_aware_max_size=sr.SIZE_AWARE.MAX_SIZE,
+                   size_aware_min_score=sr.SIZE_AWARE.MIN_SCORE,
+                   size_aware_max_rois=sr.SIZE_AWARE.MAX_ROIS_PER_IMAGE,
+                   size_aware_merge=sr.SIZE_AWARE.MERGE)
         return ret
 
     @classmethod
@@ -98,35 +136,155 @@ class SRROIHeads(StandardROIHeads):
         if not self.training:
             if self.test_mode == "hr":
                 return super()._forward_box(features, proposals)
-            hr = [features[f] for f in self.box_in_features]
-            roi = self.box_pooler(hr, [x.proposal_boxes for x in proposals])  # (R, C, P, P)
-            predictions = self.box_predictor(self.box_head(self.generator(roi)))
-            pred_instances, _ = self.box_predictor.inference(predictions, proposals)
-            return pred_instances
+            return self._inference_with_generator(features, proposals)
 
         boxes = [x.proposal_boxes for x in proposals]
-        roi_hr = self.box_pooler([features[f] for f in self.box_in_features], boxes)
-        roi_lr = self.box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
-                                 [Boxes(b.tensor * self.lr_scale) for b in boxes])
-        roi_sr = self.generator(roi_lr)  # (R, C, P, P)
+        roi_hr = self.box_pooler([features[f] for f in self.box_in_features], boxes)  # (R, C, P, P)
+        g_idx, g_proposals = self.select_generator_rois(proposals)
+        with record_function("srrcnn.roi_pool_lr"):
+            roi_lr = self.box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
+                                     [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in g_proposals])
+        with record_function("srrcnn.generator"):
+            roi_sr = self.generator(roi_lr)  # (R_G, C, P, P)
         num_rois = roi_hr.shape[0]
-        # one pass of the shared box head / discriminator over [RoI_HR; G(RoI_LR)]: (2R, D)
-        x = self.box_head(torch.cat([roi_hr, roi_sr]))
-        scores, deltas = self.box_predictor(x)
-        adv = self.box_predictor.real_fake_logits(x)
+        # one pass of the shared box head / discriminator over [RoI_HR; G(RoI_LR)]: (R + R_G, D)
+        with record_function("srrcnn.box_head"):
+            x = self.box_head(torch.cat([roi_hr, roi_sr]))
+            scores, deltas = self.box_predictor(x)
+            adv = self.box_predictor.real_fake_logits(x)
         hr_losses = self.box_predictor.losses((scores[:num_rois], deltas[:num_rois]), proposals)
-        sr_losses = self.box_predictor.losses((scores[num_rois:], deltas[num_rois:]), proposals)
-        return self.gan_losses(roi_hr, roi_sr, adv[:num_rois], adv[num_rois:], hr_losses, sr_losses)
+        sr_losses = self.box_predictor.losses((scores[num_rois:], deltas[num_rois:]), g_proposals)
+        weights = self.generator_roi_weights(g_proposals)
+        return self.gan_losses(roi_hr[g_idx], roi_sr, adv[:num_rois][g_idx], adv[num_rois:],
+                               hr_losses, sr_losses, weights)
 
-    def gan_losses(self, roi_hr, roi_sr, adv_hr, adv_sr, hr_losses, sr_losses):
+    def select_generator_rois(self, proposals: List[Instances]) -> Tuple[torch.Tensor, List[Instances]]:
+        """
+        The RoIs G trains on: per image at most ``g_rois_per_image`` of the sampled proposals,
+        up to ``g_positive_fraction`` of them foreground (foreground first, then background),
+        or all of them when ``g_rois_per_image <= 0`` (thesis).
+
+        Args:
+            proposals: per image, sampled proposals with ``gt_classes``.
+
+        Returns:
+            (R_G,) indices into the concatenated proposals, and the selected proposals per image.
+        """
+        if self.g_rois_per_image <= 0:
+            total = sum(len(p) for p in proposals)
+            return torch.arange(total, device=proposals[0].proposal_boxes.device), proposals
+        indices, selected, offset = [], [], 0
+        for p in proposals:
+            pos, neg = subsample_labels(p.gt_classes, self.g_rois_per_image,
+                                        self.g_positive_fraction, self.num_classes)
+            keep = torch.cat([pos, neg])
+            indices.append(keep + offset)
+            selected.append(p[keep])
+            offset += len(p)
+        return torch.cat(indices), selected
+
+    def generator_roi_weights(self, proposals: List[Instances]):
+        """
+        Per-RoI weights of G's content and adversarial terms: None (uniform, thesis) or,
+        with ``g_size_weight_ref > 0``, (R_G,) min(1, ref / sqrt(area)) where area is the
+        ground-truth box's for foreground RoIs and the proposal's for background ones.
+        """
+        if self.g_size_weight_ref <= 0 or not proposals:
+            return None
+        areas = []
+        for p in proposals:
+            fg = (p.gt_classes >= 0) & (p.gt_classes < self.num_classes)
+            area = p.proposal_boxes.area()
+            if p.has("gt_boxes"):
+                area = torch.where(fg, p.gt_boxes.area(), area)
+            areas.append(area)
+        side = cat(areas).clamp(min=1e-6).sqrt()
+        return (self.g_size_weight_ref / side).clamp(max=1.0)
+
+    def _inference_with_generator(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
+        """Test modes "sr" (G on every RoI) and "size_aware" (G on the selected RoIs)."""
+        hr = [features[f] for f in self.box_in_features]
+        roi = self.box_pooler(hr, [x.proposal_boxes for x in proposals])  # (R, C, P, P)
+        if self.test_mode == "sr":
+            with record_function("srrcnn.generator"):
+                roi = self.generator(roi)
+            predictions = self.box_predictor(self.box_head(roi))
+        else:
+            predictions = self.box_predictor(self.box_head(roi))
+            select = self.select_size_aware(predictions, proposals)
+            if select.numel() > 0:
+                with record_function("srrcnn.generator"):
+                    sr_roi = self.generator(roi[select])
+                sr_predictions = self.box_predictor(self.box_head(sr_roi))
+                predictions = self.merge_predictions(predictions, sr_predictions, select)
+        pred_instances, _ = self.box_predictor.inference(predictions, proposals)
+        return pred_instances
+
+    def select_size_aware(self, predictions: Tuple[torch.Tensor, torch.Tensor],
+                          proposals: List[Instances]) -> torch.Tensor:
+        """
+        The RoIs that the "size_aware" test mode sends through G, decided from the plain
+        (no G) pass: the box predictor's own refined box for its top foreground class is
+        smaller than ``size_aware_max_size`` (sqrt of the area, input pixels) and that
+        class's probability is at least ``size_aware_min_score``; per image at most
+        ``size_aware_max_rois`` of them, the most likely first.
+
+        Args:
+            predictions: (scores (R, K+1), deltas (R, 4K)) of the plain pass.
+            proposals: per image, with ``proposal_boxes``.
+
+        Returns:
+            (R_S,) indices into the concatenated proposals.
+        """
+        probs = self.box_predictor.predict_probs(predictions, proposals)  # [(R_i, K+1)]
+        boxes = self.box_predictor.predict_boxes(predictions, proposals)  # [(R_i, 4K or 4)]
+        selected, offset = [], 0
+        for p, b in zip(probs, boxes):
+            score, cls = p[:, :-1].max(dim=1)
+            if b.shape[1] > 4:  # class-specific boxes: the top class's
+                b = b.view(len(b), -1, 4)[torch.arange(len(b), device=b.device), cls]
+            side = ((b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)).sqrt()
+            keep = torch.nonzero((side < self.size_aware_max_size)
+                                 & (score >= self.size_aware_min_score)).squeeze(1)
+            if self.size_aware_max_rois > 0 and len(keep) > self.size_aware_max_rois:
+                keep = keep[score[keep].topk(self.size_aware_max_rois).indices]
+            selected.append(keep + offset)
+            offset += len(p)
+        return torch.cat(selected) if selected else torch.zeros(0, dtype=torch.long)
+
+    def merge_predictions(self, predictions, sr_predictions, select: torch.Tensor):
+        """
+        Predictions of the plain pass with those of the selected RoIs replaced by a merge of
+        both passes: "mean" averages the class probabilities (as log-probabilities, which
+        the predictor's softmax turns back into the mean) and the box deltas; "replace" takes
+        G's pass.
+
+        Args:
+            predictions: (scores (R, K+1), deltas (R, B)) of the plain pass.
+            sr_predictions: (scores (R_S, K+1), deltas (R_S, B)) of G's pass on the selected RoIs.
+            select: (R_S,) their indices.
+        """
+        scores, deltas = (t.clone() for t in predictions)
+        sr_scores, sr_deltas = sr_predictions
+        if self.size_aware_merge == "replace":
+            scores[select], deltas[select] = sr_scores, sr_deltas
+        else:
+            probs = (scores[select].softmax(-1) + sr_scores.softmax(-1)) / 2
+            scores[select] = probs.clamp(min=1e-12).log()
+            deltas[select] = (deltas[select] + sr_deltas) / 2
+        return scores, deltas
+
+    def gan_losses(self, roi_hr, roi_sr, adv_hr, adv_sr, hr_losses, sr_losses, weights=None):
         """
         SPEC §3 objectives, as named terms. Which parameters each term trains is decided by
         the trainer from the name (``loss_G_*``: generator only; others: everything else).
 
         Args:
-            roi_hr, roi_sr: (R, C, P, P) RoI_HR and G(RoI_LR).
-            adv_hr, adv_sr: (R,) D's real/fake logits on them.
-            hr_losses, sr_losses: FastRCNNOutputLayers.losses on each ({"loss_cls", "loss_box_reg"}).
+            roi_hr, roi_sr: (R_G, C, P, P) RoI_HR and G(RoI_LR) of the RoIs G trains on.
+            adv_hr, adv_sr: (R_G,) D's real/fake logits on them.
+            hr_losses, sr_losses: FastRCNNOutputLayers.losses on all RoI_HR and on
+                G(RoI_LR) ({"loss_cls", "loss_box_reg"}).
+            weights: None or (R_G,) per-RoI weights of G's content and adversarial terms.
 
         Returns:
             dict[str, Tensor] of weighted scalar losses.
@@ -140,11 +298,12 @@ class SRROIHeads(StandardROIHeads):
             "loss_cls_sr": d_w * sr_losses["loss_cls"],
             "loss_box_reg_sr": d_w * sr_losses["loss_box_reg"],
             # G: 0.001 * adversarial + CE + SL1 on SR + content MSE
-            G_LOSS_PREFIX + "adv": self.adv_weight * generator_adversarial_loss(adv_sr, self.adv_loss),
+            G_LOSS_PREFIX + "adv": self.adv_weight
+            * generator_adversarial_loss(adv_sr, self.adv_loss, weights),
             G_LOSS_PREFIX + "cls": g_w * sr_losses["loss_cls"],
             G_LOSS_PREFIX + "box_reg": g_w * sr_losses["loss_box_reg"],
             # the target RoI_HR is detached: content loss trains G only (and is in G's objective)
             G_LOSS_PREFIX + "content": self.content_weight
-            * content_loss(roi_sr, roi_hr.detach(), self.content_reduction),
+            * content_loss(roi_sr, roi_hr.detach(), self.content_reduction, weights),
         }
         return losses

@@ -35,6 +35,7 @@ def get_tiny_cfg(sr: bool = True, config_file: str = "quick_schedules/Base-Shape
     cfg.MODEL.SRRCNN.GENERATOR.WIDTH = 16
     cfg.MODEL.SRRCNN.GENERATOR.NUM_BLOCKS = 2
     cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 32
+    cfg.MODEL.SRRCNN.G_ROIS_PER_IMAGE = 0  # G on every sampled RoI, as the thesis (subset: own tests)
     cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 64
     cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 32
     cfg.INPUT.MIN_SIZE_TRAIN = (64,)
