@@ -354,3 +354,21 @@ def test_generator_gradient_clipping_from_config():
     g_opt.step()
     for p in g_params:  # per-parameter norm clipping, as detectron2's SOLVER.CLIP_GRADIENTS
         assert float(p.grad.norm()) <= 0.5 + 1e-5
+
+
+def test_amp_trainer_is_built_from_this_detectron2s_config(monkeypatch):
+    """SOLVER.AMP.ENABLED builds SRGANTrainer with a GradScaler and float16 autocast, also with
+    a detectron2 whose config has no SOLVER.AMP.PRECISION (this one: the GPU check found it)."""
+    import srrcnn.gan_trainer as gan_trainer
+
+    cfg = get_tiny_cfg(sr=True)
+    cfg.SOLVER.AMP.ENABLED = True
+    model = get_model_no_weights(cfg)
+    monkeypatch.setattr(gan_trainer.torch.cuda, "is_available", lambda: True)  # no GPU needed to build
+    trainer = gan_trainer.build_step_trainer(cfg, model, iter([]), build_discriminator_optimizer(cfg, model))
+    assert isinstance(trainer, SRGANTrainer)
+    assert trainer.grad_scaler is not None and trainer.precision == torch.float16
+    if "PRECISION" in cfg.SOLVER.AMP:
+        cfg.SOLVER.AMP.PRECISION = "bfloat16"
+        trainer = gan_trainer.build_step_trainer(cfg, model, iter([]), build_discriminator_optimizer(cfg, model))
+        assert trainer.precision == torch.bfloat16

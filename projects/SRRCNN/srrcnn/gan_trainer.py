@@ -10,6 +10,7 @@ from typing import Dict, List, Tuple
 
 import torch
 from torch import nn
+from torch.autograd.profiler import record_function
 
 from detectron2.engine import SimpleTrainer, hooks
 from detectron2.solver import build_lr_scheduler, build_optimizer
@@ -169,9 +170,11 @@ class SRGANTrainer(SimpleTrainer):
         self.g_optimizer.zero_grad()
         if g_total.requires_grad:
             # G's objective -> G's weights only; the graph is kept for D's backward
-            g_total.backward(inputs=self.g_params, retain_graph=True)
+            with record_function("srrcnn.backward_G"):
+                g_total.backward(inputs=self.g_params, retain_graph=True)
         # D's objective -> all other weights (through G's input too, not into G's weights)
-        d_total.backward(inputs=self.d_params)
+        with record_function("srrcnn.backward_D"):
+            d_total.backward(inputs=self.d_params)
         _allreduce_grads(self.g_params)
         _allreduce_grads(self.d_params)
         self.after_backward()
@@ -255,7 +258,8 @@ def build_step_trainer(cfg, model: nn.Module, data_loader, optimizer):
         amp = {}
         if cfg.SOLVER.AMP.ENABLED:
             amp = {"grad_scaler": torch.amp.GradScaler("cuda"),
-                   "precision": getattr(torch, cfg.SOLVER.AMP.PRECISION)}
+                   # SOLVER.AMP.PRECISION is only in newer detectron2 configs: float16 otherwise
+                   "precision": getattr(torch, cfg.SOLVER.AMP.get("PRECISION", "float16"))}
         return SRGANTrainer(model, data_loader, optimizer, build_generator_optimizer(cfg, model), **amp)
     ddp_kwargs = {} if model.device.type == "cuda" else {"device_ids": None}
     model = create_ddp_model(model, broadcast_buffers=False, **ddp_kwargs)

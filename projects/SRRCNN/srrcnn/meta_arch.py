@@ -4,6 +4,7 @@ from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.profiler import record_function
 
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
@@ -86,9 +87,10 @@ class SRRCNN(GeneralizedRCNN):
 
         features = self.backbone(images.tensor)
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
-        lr_images = downsample_batch(images.tensor, self.lr_scale, self.lr_resize,
-                                     self.backbone.size_divisibility)
-        lr_features = self.backbone(lr_images)
+        with record_function("srrcnn.backbone_lr"):
+            lr_images = downsample_batch(images.tensor, self.lr_scale, self.lr_resize,
+                                         self.backbone.size_divisibility)
+            lr_features = self.backbone(lr_images)
         features.update({k + LR_SUFFIX: v for k, v in lr_features.items()})
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
 
