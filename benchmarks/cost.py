@@ -1,0 +1,388 @@
+#!/usr/bin/env python
+"""
+What SR-RCNN costs over Mask R-CNN, measured side by side in one run.
+
+Builds Mask R-CNN and SR-RCNN from their configs with otherwise equal settings (the same
+image size, batch, RoIs per image, test-time proposals and detections) and the SAME initial
+weights for every part they share, then measures, with the two models interleaved on the
+same batches / images:
+
+* train: seconds per training iteration (Mask R-CNN: SimpleTrainer's SGD step; SR-RCNN:
+  SRGANTrainer's G and D steps);
+* memory: peak memory of a training run, each model in its own process (CUDA: max allocated;
+  CPU: peak RSS during the training iterations, sampled, minus the RSS before them);
+* inference: seconds per image at test time, SR-RCNN in each test mode ("hr": without G,
+  "sr": G on every RoI, "size_aware": G on the RoIs predicted small);
+* breakdown: torch.profiler ranges of one training iteration, where SR-RCNN's extra time goes
+  (second backbone pass, generator, extra box-head rows and 0.5x RoI pooling, backward, G step).
+
+Weights are random (no checkpoint is needed), so the learning rates are set to 0: the work
+per iteration is that of real training, and FrozenBN cannot diverge. The RPN's box-delta
+layer is zeroed, so that its proposals are anchors: the ROI heads then get their full
+ROI_HEADS.BATCH_SIZE_PER_IMAGE RoIs per image, as in real training (a random RPN sends most
+boxes off the image, and ~30 RoIs per image are left; printed). At test time the score
+threshold is 0, so that the mask head runs on TEST.DETECTIONS_PER_IMAGE boxes in every model
+and mode (printed); G's last layer is zeroed for the inference measurement (a random G would
+send the boxes off the image and leave the mask head idle: same compute, fair count); and
+SIZE_AWARE.MAX_SIZE is unbounded, so "size_aware" sends its maximum number of RoIs
+(MAX_ROIS_PER_IMAGE) through G: its cost is an upper bound.
+
+    python benchmarks/cost.py [--config-file configs/sr_rcnn_R_50_FPN_3x.yaml]
+        [--size 512] [--batch 2] [--iters 5] [--what train,memory,inference,breakdown] [opts ...]
+
+The last line printed is `name=value` ratios (SR-RCNN / Mask R-CNN).
+"""
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import torch
+from torch.autograd.profiler import record_function
+
+from detectron2.config import get_cfg
+from detectron2.data import build_detection_test_loader, build_detection_train_loader
+from detectron2.engine import SimpleTrainer
+from detectron2.modeling import build_model
+from detectron2.utils.env import seed_all_rng
+from detectron2.utils.events import EventStorage
+
+from srrcnn import SRGANTrainer, add_srrcnn_config, build_discriminator_optimizer, build_generator_optimizer
+from srrcnn.data import CheckedDatasetMapper
+from srrcnn.evaluation import test_mode
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_MODES = ("hr", "sr", "size_aware")
+
+
+def make_cfgs(args):
+    """(Mask R-CNN cfg, SR-RCNN cfg): the SR-RCNN config with only what SR-RCNN adds removed."""
+    common = [
+        "MODEL.WEIGHTS", "", "MODEL.DEVICE", args.device,
+        "INPUT.MIN_SIZE_TRAIN", f"({args.size},)", "INPUT.MAX_SIZE_TRAIN", str(args.size),
+        "INPUT.MIN_SIZE_TEST", str(args.size), "INPUT.MAX_SIZE_TEST", str(args.size),
+        "SOLVER.IMS_PER_BATCH", str(args.batch), "SOLVER.REFERENCE_WORLD_SIZE", "0",
+        "SOLVER.BASE_LR", "0.0", "SOLVER.GENERATOR.BASE_LR", "0.0", "SOLVER.AMP.ENABLED", "False",
+        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "MODEL.SRRCNN.SIZE_AWARE.MIN_SCORE", "0.0",
+        "MODEL.SRRCNN.SIZE_AWARE.MAX_SIZE", "1e9",
+        "DATASETS.TRAIN", f"('{args.dataset}',)", "DATASETS.TEST", f"('{args.dataset}',)",
+        "DATALOADER.NUM_WORKERS", "0",
+    ]
+    sr = get_cfg()
+    add_srrcnn_config(sr)
+    sr.merge_from_file(args.config_file)
+    sr.merge_from_list(common + list(args.opts))
+    base = sr.clone()
+    base.MODEL.META_ARCHITECTURE, base.MODEL.ROI_HEADS.NAME = "GeneralizedRCNN", "StandardROIHeads"
+    return base, sr
+
+
+def build_pair(base_cfg, sr_cfg):
+    """Both models, Mask R-CNN holding SR-RCNN's initial weights for every shared part."""
+    seed_all_rng(0)
+    sr = build_model(sr_cfg)
+    # proposals = anchors (see the module docstring): the full RoI batch, as in real training
+    deltas = sr.proposal_generator.rpn_head.anchor_deltas
+    torch.nn.init.zeros_(deltas.weight), torch.nn.init.zeros_(deltas.bias)
+    base = build_model(base_cfg)
+    missing, unexpected = base.load_state_dict(
+        {k: v for k, v in sr.state_dict().items() if k in base.state_dict()}, strict=False)
+    assert not missing and not unexpected, (missing, unexpected)
+    return base, sr
+
+
+def make_trainer(cfg, model, batches):
+    opt = build_discriminator_optimizer(cfg, model)
+    data = itertools.cycle(batches)
+    if cfg.MODEL.META_ARCHITECTURE == "SRRCNN":
+        return SRGANTrainer(model, data, opt, build_generator_optimizer(cfg, model))
+    return SimpleTrainer(model, data, opt)
+
+
+def train_batches(cfg, n):
+    loader = iter(build_detection_train_loader(cfg, mapper=CheckedDatasetMapper(cfg, True)))
+    return [next(loader) for _ in range(n)]
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device):
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def summary(name, times):
+    return f"{name}: median {statistics.median(times):.4f} s (min {min(times):.4f}, max {max(times):.4f})"
+
+
+def bench_train(args, base_cfg, sr_cfg):
+    batches = train_batches(base_cfg, args.iters + args.warmup)
+    base, sr = build_pair(base_cfg, sr_cfg)
+    trainers = {"mask_rcnn": make_trainer(base_cfg, base, batches),
+                "sr_rcnn": make_trainer(sr_cfg, sr, batches)}
+    times = {k: [] for k in trainers}
+    g_rois, hr_rois = [], []  # RoIs per iteration that G / the box head (HR rows) see
+    sr.roi_heads.generator.register_forward_hook(lambda m, i, o: g_rois.append(len(i[0])))
+    base.roi_heads.box_head.register_forward_hook(lambda m, i, o: hr_rois.append(len(i[0])))
+    with EventStorage(0) as storage:
+        for i in range(args.iters + args.warmup):
+            for name, tr in trainers.items():  # interleaved, same batch
+                tr.storage, tr.iter = storage, i
+                t = timed(tr.run_step, args.device)
+                if i >= args.warmup:
+                    times[name].append(t)
+    print(f"== train: seconds per iteration (RoIs per image: {statistics.mean(hr_rois) / args.batch:.0f} "
+          f"sampled, {statistics.mean(g_rois) / args.batch:.0f} through G)")
+    for k, v in times.items():
+        print(summary(k, v))
+    return {"train_iter_ratio": statistics.median(times["sr_rcnn"]) / statistics.median(times["mask_rcnn"])}
+
+
+def memory_worker(args, base_cfg, sr_cfg, which):
+    """In its own process: peak memory of `which` model over a few training iterations."""
+    batches = train_batches(base_cfg, args.iters)
+    base, sr = build_pair(base_cfg, sr_cfg)
+    model, cfg = (sr, sr_cfg) if which == "sr_rcnn" else (base, base_cfg)
+    del base, sr
+    trainer = make_trainer(cfg, model, batches)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = torch.cuda.memory_allocated()
+    else:  # sample the RSS while training: the process's lifetime peak may come from before
+        start, peak, done = rss_now(), [0], threading.Event()
+
+        def sample():
+            while not done.wait(0.002):
+                peak[0] = max(peak[0], rss_now())
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+    with EventStorage(0) as storage:
+        for i in range(args.iters):
+            trainer.storage, trainer.iter = storage, i
+            trainer.run_step()
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+    else:
+        done.set()
+        sampler.join()
+        peak = max(peak[0], rss_now())
+    print(json.dumps({"start": start, "peak": peak}))
+
+
+def rss_now():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_memory(args):
+    out = {}
+    for which in ("mask_rcnn", "sr_rcnn"):
+        cmd = [sys.executable, os.path.abspath(__file__), "--worker", f"memory:{which}"] + args.argv
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        if res.returncode != 0:
+            raise SystemExit(f"memory worker {which} failed:\n{res.stderr[-3000:]}")
+        out[which] = json.loads(res.stdout.strip().splitlines()[-1])
+    what = "CUDA max allocated" if args.device == "cuda" else \
+        "peak RSS while training, sampled every 2 ms, minus the RSS before the first iteration"
+    print(f"== memory: {what}")
+    growth = {}
+    for k, v in out.items():
+        growth[k] = v["peak"] - v["start"] if args.device != "cuda" else v["peak"]
+        print(f"{k}: {growth[k] / 2**20:.0f} MiB (peak {v['peak'] / 2**20:.0f} MiB)")
+    return {"peak_memory_ratio": growth["sr_rcnn"] / growth["mask_rcnn"]}
+
+
+def bench_inference(args, base_cfg, sr_cfg):
+    base, sr = build_pair(base_cfg, sr_cfg)
+    base.eval(), sr.eval()
+    tail = sr.roi_heads.generator.tail  # zero G's output (see the module docstring)
+    torch.nn.init.zeros_(tail.weight), torch.nn.init.zeros_(tail.bias)
+    loader = build_detection_test_loader(base_cfg, args.dataset, mapper=CheckedDatasetMapper(base_cfg, False))
+    images = list(itertools.islice(iter(loader), args.images + args.warmup))
+    runs = {"mask_rcnn": (base, None)}
+    runs.update({f"sr_rcnn_{m}": (sr, m) for m in TEST_MODES})
+    times = {k: [] for k in runs}
+    detections = {k: [] for k in runs}
+    selected = []
+    heads = sr.roi_heads
+    select_fn = heads.select_size_aware
+
+    def counting_select(*a, **k):  # how many RoIs per image "size_aware" sends through G
+        idx = select_fn(*a, **k)
+        selected.append(len(idx))
+        return idx
+
+    heads.select_size_aware = counting_select
+    with torch.no_grad():
+        for i, batch in enumerate(images):
+            for name, (model, mode) in runs.items():
+                out = []
+                with test_mode(model, mode) if mode else contextlib.nullcontext():
+                    t = timed(lambda: out.append(model(batch)), args.device)
+                if i >= args.warmup:
+                    times[name].append(t)
+                    detections[name].append(len(out[0][0]["instances"]))
+    print(f"== inference: seconds per image (batch 1; size_aware sent {statistics.mean(selected):.0f} "
+          f"RoIs per image through G, of MAX_ROIS_PER_IMAGE {heads.size_aware_max_rois})")
+    for k, v in times.items():
+        print(summary(k, v) + f", {statistics.mean(detections[k]):.0f} detections per image")
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"infer_without_G_ratio": med["sr_rcnn_hr"] / med["mask_rcnn"],
+            "infer_with_G_ratio": med["sr_rcnn_sr"] / med["mask_rcnn"],
+            "infer_size_aware_ratio": med["sr_rcnn_size_aware"] / med["mask_rcnn"]}
+
+
+def label_forward(module, name):
+    """Run `module`'s forward inside a profiler range called `name`."""
+    fwd = module.forward
+
+    def forward(*a, **k):
+        with record_function(name):
+            return fwd(*a, **k)
+
+    module.forward = forward
+
+
+def breakdown_worker(args, base_cfg, sr_cfg):
+    """In its own process (CUDA_LAUNCH_BLOCKING=1 on a GPU, so that a range's host time
+    includes its kernels): profiler ranges per training iteration, in ms."""
+    from torch.profiler import ProfilerActivity, profile
+
+    batches = train_batches(base_cfg, args.iters + args.warmup)
+    base, sr = build_pair(base_cfg, sr_cfg)
+    out = {}
+    for name, cfg, model in (("mask_rcnn", base_cfg, base), ("sr_rcnn", sr_cfg, sr)):
+        trainer = make_trainer(cfg, model, batches)
+        label_forward(model, "bench.forward")
+        label_forward(model.backbone, "bench.backbone")
+        label_forward(model.roi_heads.box_head, "bench.box_head")
+        label_forward(model.roi_heads.box_predictor, "bench.box_predictor")
+        for opt in [trainer.optimizer] + ([trainer.g_optimizer] if hasattr(trainer, "g_optimizer") else []):
+            label_forward_step(opt)
+        with EventStorage(0) as storage:
+            for i in range(args.warmup):
+                trainer.storage, trainer.iter = storage, i
+                trainer.run_step()
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                for i in range(args.iters):
+                    trainer.storage, trainer.iter = storage, args.warmup + i
+                    with record_function("bench.step"):
+                        trainer.run_step()
+        out[name] = {e.key: e.cpu_time_total / args.iters / 1000 for e in prof.key_averages()
+                     if e.key.startswith(("bench.", "srrcnn."))}
+    print(json.dumps(out))
+
+
+def label_forward_step(optimizer):
+    step = optimizer.step
+
+    def labelled(*a, **k):
+        with record_function("bench.optimizer_step"):
+            return step(*a, **k)
+
+    optimizer.step = labelled
+
+
+def bench_breakdown(args):
+    env = dict(os.environ, CUDA_LAUNCH_BLOCKING="1") if args.device == "cuda" else None
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", "breakdown"] + args.argv
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"breakdown worker failed:\n{res.stderr[-3000:]}")
+    ms = json.loads(res.stdout.strip().splitlines()[-1])
+    m, s = ms["mask_rcnn"], ms["sr_rcnn"]
+
+    def g(d, k):
+        return d.get(k, 0.0)
+
+    def parts(d):
+        heads = g(d, "bench.box_head") + g(d, "bench.box_predictor") + g(d, "srrcnn.roi_pool_lr")
+        lr, gen = g(d, "srrcnn.backbone_lr"), g(d, "srrcnn.generator")
+        optim = g(d, "bench.optimizer_step")
+        return [lr, gen, heads, g(d, "bench.forward") - lr - gen - heads,
+                g(d, "bench.step") - g(d, "bench.forward") - optim, optim]
+
+    names = ["second backbone pass (0.5x image, forward)", "generator (forward)",
+             "box head + predictor rows and 0.5x RoI pooling (forward)",
+             "rest of the forward (backbone, RPN, mask head, losses)",
+             "backward (SR-RCNN: G's and D's) and bookkeeping", "optimizer steps (SR-RCNN: G's and D's)"]
+    rows = list(zip(names, parts(m), parts(s)))
+    total_m, total_s = g(m, "bench.step"), g(s, "bench.step")
+    extra = total_s - total_m
+    print("== breakdown of one training iteration (torch.profiler ranges, ms; profiling adds overhead)")
+    print(f"{'component':<62} {'Mask R-CNN':>11} {'SR-RCNN':>9} {'extra':>8} {'share':>6}")
+    for name, a, b in rows:
+        share = (b - a) / extra if extra > 0 else float("nan")
+        print(f"{name:<62} {a:>11.1f} {b:>9.1f} {b - a:>8.1f} {share:>6.0%}")
+    print(f"{'total':<62} {total_m:>11.1f} {total_s:>9.1f} {extra:>8.1f}")
+    return {}
+
+
+def parser():
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument("--config-file", default=os.path.join(ROOT, "configs/sr_rcnn_R_50_FPN_3x.yaml"),
+                   help="SR-RCNN config; Mask R-CNN is the same config without what SR-RCNN adds")
+    p.add_argument("--size", type=int, default=512, help="train and test image size (short = long side)")
+    p.add_argument("--batch", type=int, default=2, help="images per training iteration")
+    p.add_argument("--iters", type=int, default=5, help="timed training iterations")
+    p.add_argument("--images", type=int, default=10, help="timed test images")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations / images first")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--dataset", default="srrcnn_shapes_train", help="registered dataset for the batches")
+    p.add_argument("--what", default="train,memory,inference,breakdown",
+                   help="comma list of: train, memory, inference, breakdown")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for SR-RCNN (KEY VALUE ...)")
+    return p
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(argv)
+    args.argv = [a for a in argv if a != "--worker"]
+    if args.worker:
+        i = args.argv.index(args.worker)
+        args.argv = args.argv[:i] + args.argv[i + 1:]
+    base_cfg, sr_cfg = make_cfgs(args)
+    if args.worker:
+        kind, _, which = args.worker.partition(":")
+        return memory_worker(args, base_cfg, sr_cfg, which) if kind == "memory" else \
+            breakdown_worker(args, base_cfg, sr_cfg)
+    from srrcnn.data import ensure_generated
+
+    ensure_generated(args.dataset)
+    device = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"config={os.path.relpath(args.config_file, ROOT)} device={device} size={args.size} "
+          f"batch={args.batch} RoIs/image={sr_cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE} "
+          f"G RoIs/image={sr_cfg.MODEL.SRRCNN.G_ROIS_PER_IMAGE or 'all'} "
+          f"G width={sr_cfg.MODEL.SRRCNN.GENERATOR.WIDTH} test proposals={sr_cfg.MODEL.RPN.POST_NMS_TOPK_TEST} "
+          f"opts={' '.join(args.opts) or '-'}")
+    ratios = {}
+    steps = {"train": lambda: bench_train(args, base_cfg, sr_cfg), "memory": lambda: bench_memory(args),
+             "inference": lambda: bench_inference(args, base_cfg, sr_cfg),
+             "breakdown": lambda: bench_breakdown(args)}
+    for what in args.what.split(","):
+        if what not in steps:
+            raise SystemExit(f"--what: unknown {what!r}; choose from {', '.join(steps)}")
+        ratios.update(steps[what]())
+    print(" ".join(f"{k}={v:.3f}" for k, v in ratios.items()))
+    return ratios
+
+
+if __name__ == "__main__":
+    main()

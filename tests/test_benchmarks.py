@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+"""Tests of benchmarks/cost.py on the instant-test config: every measurement runs and ends in ratios."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--config-file", os.path.join(ROOT, "configs/quick_schedules/sr_rcnn_instant_test.yaml"),
+        "--size", "96", "--batch", "2", "--iters", "1", "--warmup", "1", "--images", "2",
+        "--dataset", "srrcnn_shapes_tiny_train", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def output():
+    cmd = [sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY + [
+        "MODEL.SRRCNN.G_ROIS_PER_IMAGE", "8", "MODEL.SRRCNN.SIZE_AWARE.MAX_ROIS_PER_IMAGE", "4"]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def test_ratio_line(output):
+    last = output.strip().splitlines()[-1]
+    ratios = dict(kv.split("=") for kv in last.split())
+    assert set(ratios) == {"train_iter_ratio", "peak_memory_ratio", "infer_without_G_ratio",
+                           "infer_with_G_ratio", "infer_size_aware_ratio"}
+    for v in ratios.values():
+        assert float(v) > 0
+
+
+def test_settings_and_sections(output):
+    assert "G RoIs/image=8" in output and "size=96" in output and "batch=2" in output
+    for section in ("== train", "== memory", "== inference", "== breakdown"):
+        assert section in output
+    # size_aware never sends more than its cap through G (2 images x ... per image: <= 4)
+    line = next(l for l in output.splitlines() if l.startswith("== inference"))
+    sent = int(line.split("size_aware sent ")[1].split()[0])
+    assert 0 <= sent <= 4
+
+
+def test_breakdown_names_the_extra_work(output):
+    rows = {l[:62].strip(): l[62:].split() for l in output.splitlines()
+            if l.startswith(("second backbone", "generator", "backward", "total"))}
+    assert float(rows["second backbone pass (0.5x image, forward)"][1]) > 0
+    assert float(rows["generator (forward)"][1]) > 0
+    assert float(rows["total"][1]) > float(rows["second backbone pass (0.5x image, forward)"][1])
+
+
+def test_unknown_measurement():
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY + ["--what", "speed"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode != 0 and "unknown 'speed'" in res.stderr
