@@ -1,0 +1,289 @@
+# -*- coding: utf-8 -*-
+"""tools/run_evidence.py: aggregation numbers, resume / skip / failure logic, one tiny real run.
+
+Most tests replace train_net.py by a stub script that writes given eval results (milliseconds a
+run); one test trains and evaluates tiny models for real (8 train_net.py starts).
+"""
+import importlib.util
+import json
+import os
+import statistics
+
+import pytest
+
+from srrcnn.evaluation import AP_KEYS
+from srrcnn.testing import REPO_ROOT
+
+_spec = importlib.util.spec_from_file_location(
+    "run_evidence", os.path.join(REPO_ROOT, "tools", "run_evidence.py"))
+run_evidence = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(run_evidence)
+
+# Stands in for train_net.py: "trains" (writes model_final.pth) or, with --eval-only, writes the
+# eval results given in $FAKE_RESULTS for "<variant>/seed<k>"; fails for the runs in $FAKE_FAIL.
+FAKE_TRAIN_NET = r'''
+import json, os, sys
+argv = sys.argv[1:]
+out = argv[max(i for i, a in enumerate(argv) if a == "OUTPUT_DIR") + 1]
+run = os.path.dirname(out) if "--eval-only" in argv else out
+key = os.path.basename(os.path.dirname(run)) + "/" + os.path.basename(run)
+print("fake train_net.py", key)
+if key in os.environ.get("FAKE_FAIL", "").split(","):
+    print("KeyError: \"Dataset 'nope' is not registered!\"")
+    sys.exit(1)
+os.makedirs(out, exist_ok=True)
+if "--eval-only" in argv:
+    results = json.loads(os.environ["FAKE_RESULTS"])[key]
+    with open(os.path.join(out, "eval_results.json"), "w") as f:
+        json.dump({"info": {}, "results": results}, f)
+else:
+    with open(os.path.join(out, "model_final.pth"), "w") as f:
+        f.write("weights")
+'''
+NAN = float("nan")
+# bbox (AP, APs, APm, APl) per seed; segm is bbox - 1
+MASK = {"hr": [(10, 5, 20, 30), (12, 6, 20, NAN), (14, 7, 20, 36)]}
+SR = {"sr": [(13, 9, 21, 31), (12, 6, 22, 40), (18, 10, 23, 35)],
+      "hr": [(11, 5, 19, 30), (13, 7, 18, 33), (15, 6, 20, 37)]}
+SR_LABEL = run_evidence.VARIANTS["sr_rcnn"]["label"]  # e.g. "SR-RCNN (G on 32 RoIs/img)"
+WITH_G, WITHOUT_G = f"{SR_LABEL} with G (sr)", f"{SR_LABEL} without G (hr)"
+ROWS = {"Mask R-CNN": ("mask_rcnn", "hr"), WITH_G: ("sr_rcnn", "sr"), WITHOUT_G: ("sr_rcnn", "hr")}
+
+
+def metrics(ap, aps, apm, apl, shift=0.0):
+    return {"AP": ap + shift, "AP50": ap + 20 + shift, "AP75": ap + 5 + shift, "APs": aps + shift,
+            "APm": apm + shift, "APl": apl + shift, "AP-cross": 1.0}
+
+
+def fake_results(seeds=(0, 1, 2)):
+    out = {}
+    for name, by_mode in (("mask_rcnn", MASK), ("sr_rcnn", SR)):
+        for s in seeds:
+            out[f"{name}/seed{s}"] = {m: {"bbox": metrics(*v[s]), "segm": metrics(*v[s], shift=-1)}
+                                      for m, v in by_mode.items()}
+    return out
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    """train_net.py replaced by the stub; returns a main(extra args) -> (code, stdout) runner."""
+    script = tmp_path / "fake_train_net.py"
+    script.write_text(FAKE_TRAIN_NET)
+    monkeypatch.setattr(run_evidence, "TRAIN_NET", str(script))
+    monkeypatch.setenv("FAKE_RESULTS", json.dumps(fake_results()))
+    base = ["--variants", "mask_rcnn,sr_rcnn", "--modes", "sr,hr", "--budget", "8",
+            "--out", str(tmp_path / "out"), "--docs-dir", str(tmp_path / "docs")]
+
+    def main(*args, capsys):
+        code = run_evidence.main(base + list(args))
+        return code, capsys.readouterr().out
+    return main
+
+
+def table(text, title):
+    """{row: [cells]} of the Markdown table under the heading `title`."""
+    rows, lines = {}, text.split(title, 1)[1].splitlines()
+    for line in lines[2:]:
+        if line.startswith("| ") and not line.startswith("| |"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            rows.setdefault(cells[0], cells[1:])
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+def test_schedule_from_budget():
+    s = run_evidence.schedule_opts(600)
+    assert dict(zip(s[::2], s[1::2])) == {"SOLVER.MAX_ITER": "600", "SOLVER.STEPS": "(450, 560)",
+                                          "SOLVER.WARMUP_ITERS": "100",
+                                          "SOLVER.CHECKPOINT_PERIOD": "150"}
+    for budget, steps in ((1, "()"), (2, "(1,)"), (4, "(3,)"), (8, "(6, 7)")):
+        assert run_evidence.schedule_opts(budget)[3] == steps
+    assert run_evidence.AP_KEYS == AP_KEYS
+
+
+def test_aggregation_numbers_tables_json_and_png(fake, tmp_path, capsys):
+    notes = tmp_path / "notes.md"
+    notes.write_text("Some *observation*.\n")
+    code, out = fake("--seeds", "0", "1", "2", "--notes", str(notes), capsys=capsys)
+    assert code == 0, out
+    text = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert "python tools/run_evidence.py --variants mask_rcnn,sr_rcnn" in text
+    bbox = table(text, "## bbox AP")
+    assert list(bbox) == list(ROWS)
+    ap = [v[0] for v in SR["sr"]]
+    mean_std = f"{statistics.mean(ap):.1f} ± {statistics.stdev(ap):.1f}"
+    assert bbox[WITH_G][0] == mean_std
+    assert bbox["Mask R-CNN"][0] == "12.0 ± 2.0" and bbox["Mask R-CNN"][-1] == "3"
+    assert bbox["Mask R-CNN"][5] == "33.0 ± 4.2"  # APl: the NaN seed left out
+    assert table(text, "## segm AP")["Mask R-CNN"][0] == "11.0 ± 2.0"
+    diff = table(text, "## Difference to the baseline (Mask R-CNN)")
+    assert list(diff) == [WITH_G, WITHOUT_G]
+    # paired: AP 13-10, 12-12, 18-14 = 3, 0, 4; APl only on seeds 0 and 2: 1, -1
+    assert diff[WITH_G][0] == "+2.3 ± 2.1 (2/3)"
+    assert diff[WITH_G][3] == "+0.0 ± 1.4 (1/2)"
+    per_seed = text.split("## Per seed (bbox)")[1].splitlines()
+    per_seed = [l for l in per_seed if l.startswith(f"| {WITHOUT_G} | ")]
+    assert per_seed[1] == f"| {WITHOUT_G} | 1 | 13.0 | 7.0 | 18.0 | 33.0 |"
+    assert text.rstrip().endswith("## Notes\n\nSome *observation*.")
+    assert "![bbox AP by size](results_ap_by_size.png)" in text
+
+    data = json.loads((tmp_path / "docs" / "results.json").read_text())  # strict json: no NaN
+    assert data["seeds"] == [0, 1, 2] and data["budget"] == 8
+    assert data["command"][:3] == ["python", "tools/run_evidence.py", "--variants"]
+    assert data["variants"]["sr_rcnn"]["modes"] == ["sr", "hr"]
+    assert data["runs"]["sr_rcnn"]["seed1"]["sr"]["bbox"]["AP"] == 12
+    assert data["runs"]["mask_rcnn"]["seed1"]["hr"]["bbox"]["APl"] is None
+    s = data["summary"][WITH_G]
+    assert (s["variant"], s["mode"]) == ("sr_rcnn", "sr")
+    assert s["bbox"]["AP"]["values"] == ap and s["bbox"]["AP"]["n"] == 3
+    assert s["bbox"]["AP"]["mean"] == pytest.approx(statistics.mean(ap))
+    assert s["segm"]["AP"]["mean"] == pytest.approx(statistics.mean(ap) - 1)
+    assert data["summary"]["Mask R-CNN"]["bbox"]["APl"]["n"] == 2
+    v = data["vs_baseline"][WITH_G]["bbox"]["AP"]
+    assert v["values"] == [3, 0, 4] and v["improved"] == 2
+    assert v["std"] == pytest.approx(statistics.stdev([3, 0, 4]))
+    assert "Mask R-CNN" not in data["vs_baseline"]
+
+    import matplotlib.image
+
+    image = matplotlib.image.imread(str(tmp_path / "docs" / "results_ap_by_size.png"))
+    assert image.ndim == 3 and image.shape[1] > 300 and image[..., :3].std() > 0.05
+
+
+def test_failed_run_others_complete_then_resume(fake, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "sr_rcnn/seed1")
+    code, out = fake("--seeds", "0", "1", "--jobs", "2", capsys=capsys)
+    assert code == 1
+    log = tmp_path / "out" / "sr_rcnn" / "seed1" / "train.log"
+    assert "sr_rcnn/seed1: train failed (exit code 1)" in out and str(log) in out
+    assert "Dataset 'nope' is not registered" in out  # the log's tail
+    text = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert table(text, "## bbox AP")[WITH_G][-1] == "1 of 2"
+    assert "Fewer seeds than asked" in text
+    assert f"| {WITH_G} | 1 | missing |" in text
+    assert table(text, "## Difference")[WITH_G][0] == "+3.0 (1/1)"
+
+    monkeypatch.delenv("FAKE_FAIL")
+    code, out = fake("--seeds", "0", "1", "--jobs", "2", capsys=capsys)
+    assert code == 0, out
+    assert out.count("[skip]") == 3 and "[start] sr_rcnn/seed1: train" in out
+    assert table((tmp_path / "docs" / "RESULTS.md").read_text(),
+                 "## bbox AP")[WITH_G][-1] == "2"
+
+
+def test_every_run_failing_still_writes_the_summary(fake, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "mask_rcnn/seed0,sr_rcnn/seed0")
+    code, out = fake("--seeds", "0", capsys=capsys)
+    assert code == 1 and out.count("[FAILED]") == 2
+    text = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert table(text, "## bbox AP")["Mask R-CNN"] == ["n/a"] * 6 + ["0 of 1"]
+    assert not (tmp_path / "docs" / "results_ap_by_size.png").exists()
+    assert json.loads((tmp_path / "docs" / "results.json").read_text())["runs"] == {}
+
+
+def test_report_only_runs_nothing(fake, tmp_path, capsys):
+    code, _ = fake("--seeds", "0", capsys=capsys)  # one seed complete
+    assert code == 0
+    os.remove(tmp_path / "docs" / "RESULTS.md")
+    code, out = fake("--seeds", "0", "1", "--report-only", capsys=capsys)
+    assert code == 0 and "[start]" not in out and "fake train_net" not in out
+    assert not (tmp_path / "out" / "mask_rcnn" / "seed1").exists()
+    text = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert "1 of 2" in text
+
+
+def test_dry_run_prints_commands_and_writes_nothing(fake, tmp_path, capsys):
+    code, out = fake("--seeds", "0", "--dry-run", "SOLVER.IMS_PER_BATCH", "2", capsys=capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 4 and all(run_evidence.TRAIN_NET in l for l in lines)
+    assert "--resume" in lines[0] and "SOLVER.IMS_PER_BATCH 2" in lines[0]
+    assert "--eval-only --test-modes sr,hr" in lines[3]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "docs").exists()
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["--variants", "mask_rcnn,nope"], ["'nope'", "known: mask_rcnn, sr_rcnn, sr_rcnn_thesis"]),
+    (["--baseline", "nope"], ["'nope'", "known:"]),
+    (["SEED", "3"], ["['SEED']", "harness"]),
+    (["MODEL.MASK_ON"], ["KEY VALUE"]),
+    (["--modes", "sr"], ["leaves variant mask_rcnn no test mode"]),
+    (["--notes", "/no/such/notes.md"], ["/no/such/notes.md"]),
+])
+def test_bad_arguments_are_clear_errors(tmp_path, capsys, args, needles):
+    with pytest.raises(SystemExit) as e:
+        run_evidence.main(["--out", str(tmp_path / "out")] + args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    for needle in needles:
+        assert needle in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_config_is_an_error_before_anything_runs(tmp_path, capsys, monkeypatch):
+    variants = dict(run_evidence.VARIANTS)
+    variants["mask_rcnn"] = dict(variants["mask_rcnn"], config="configs/no_such.yaml")
+    monkeypatch.setattr(run_evidence, "VARIANTS", variants)
+    with pytest.raises(SystemExit):
+        run_evidence.main(["--out", str(tmp_path / "out")])
+    assert "config file not found" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+TINY = ["MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "64",
+        "MODEL.ROI_MASK_HEAD.CONV_DIM", "32", "MODEL.ROI_MASK_HEAD.NUM_CONV", "1",
+        "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32", "MODEL.RPN.POST_NMS_TOPK_TRAIN", "64",
+        "MODEL.RPN.POST_NMS_TOPK_TEST", "32", "MODEL.SRRCNN.GENERATOR.WIDTH", "16",
+        "MODEL.SRRCNN.GENERATOR.NUM_BLOCKS", "2", "INPUT.MIN_SIZE_TRAIN", "(128,)",
+        "INPUT.MAX_SIZE_TRAIN", "128", "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128",
+        "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.005"]
+
+
+def test_tiny_real_runs_resume_skip_reevaluate(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out, docs = tmp_path / "out", tmp_path / "docs"
+    args = ["--budget", "2", "--seeds", "0", "1", "--variants", "mask_rcnn,sr_rcnn",
+            "--modes", "sr,hr", "--train-dataset", "srrcnn_shapes_tiny_train",
+            "--test-dataset", "srrcnn_shapes_tiny_val", "--out", str(out),
+            "--docs-dir", str(docs), "--num-workers", "0", "--jobs", "2", *TINY]
+    code = run_evidence.main(args)
+    log = capsys.readouterr().out
+    assert code == 0, log
+    assert log.count("[done]") == 8  # 4 trainings, 4 evaluations
+    for name in ("RESULTS.md", "results.json", "results_ap_by_size.png"):
+        assert (docs / name).is_file(), name
+    data = json.loads((docs / "results.json").read_text())
+    assert set(data["runs"]) == {"mask_rcnn", "sr_rcnn"}
+    assert set(data["runs"]["mask_rcnn"]) == {"seed0", "seed1"}
+    assert set(data["runs"]["mask_rcnn"]["seed0"]) == {"hr"}
+    assert set(data["runs"]["sr_rcnn"]["seed1"]) == {"sr", "hr"}
+    for row in ("Mask R-CNN", WITH_G, WITHOUT_G):
+        assert data["summary"][row]["bbox"]["AP"]["n"] == 2 and "segm" in data["summary"][row]
+    manifest = json.loads((out / "sr_rcnn" / "seed0" / "run.json").read_text())
+    assert manifest["budget"] == 2 and "SOLVER.MAX_ITER" in manifest["opts"]
+    assert "--resume" in manifest["train_command"] and "--eval-only" in manifest["eval_command"]
+
+    files = sorted(out.glob("*/seed*/model_final.pth"))
+    files += sorted(out.glob("*/seed*/eval/eval_results.json"))
+    assert len(files) == 8
+    mtimes = {f: f.stat().st_mtime_ns for f in files}
+    assert run_evidence.main(args) == 0  # nothing to do
+    log = capsys.readouterr().out
+    assert log.count("[skip]") == 4 and "[start]" not in log
+    assert {f: f.stat().st_mtime_ns for f in files} == mtimes
+
+    redo = out / "sr_rcnn" / "seed1" / "eval" / "eval_results.json"
+    redo.unlink()
+    assert run_evidence.main(args) == 0  # only that run, only its evaluation
+    log = capsys.readouterr().out
+    assert log.count("[skip]") == 3 and log.count("[start]") == 1
+    assert "[start] sr_rcnn/seed1: eval" in log and redo.is_file()
+    assert {f: f.stat().st_mtime_ns for f in files if f != redo} == {
+        f: m for f, m in mtimes.items() if f != redo}
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert args[:2] == ["--budget", "2"]
+    with pytest.raises(SystemExit) as e:
+        run_evidence.main(["--budget", "3"] + args[2:])
+    assert "budget: was 2, now 3" in str(e.value) and "another --out" in str(e.value)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
