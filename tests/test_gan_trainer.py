@@ -186,6 +186,16 @@ class TestGradientRouting(_GanTest):
         grads = torch.autograd.grad(sr_terms, backbone, allow_unused=True)
         self.assertTrue(all(g is None or g.abs().sum() == 0 for g in grads))
 
+        # MODEL.SRRCNN.D_THROUGH_G False makes that cut; G's own objective still trains G
+        self.model.roi_heads.d_through_g = False
+        loss_dict = self._forward()
+        sr_terms = sum(loss_dict[k] for k in SR_D_TERMS)
+        grads = torch.autograd.grad(sr_terms, backbone, allow_unused=True, retain_graph=True)
+        self.assertTrue(all(g is None or g.abs().sum() == 0 for g in grads))
+        g_total = sum(v for k, v in loss_dict.items() if k.startswith(G_LOSS_PREFIX))
+        grads = torch.autograd.grad(g_total, self.g_params, allow_unused=True)
+        self.assertGreater(sum(float(g.abs().sum()) for g in grads if g is not None), 0)
+
 
 class TestSRGANTrainer(_GanTest):
     def test_step_changes_both_groups(self):

@@ -22,7 +22,8 @@ for amp in False True; do
   last=$(grep -o '"loss_G_content": [0-9.e+-]*\|"loss_cls_hr": [0-9.e+-]*\|"total_loss": [0-9.e+-]*' "$OUT/amp_$amp/metrics.json" 2>/dev/null | tail -3 | tr '\n' ' ')
   echo "AMP=$amp rc=$rc seconds=$(( $(date +%s) - start )) last: $last"
 done
-"$PY" train_net.py --config-file "$CFG" --eval-only "${COMMON[@]}" MODEL.WEIGHTS "$OUT/amp_True/model_final.pth" \
+WEIGHTS="$OUT/amp_True/model_final.pth"; [ -f "$WEIGHTS" ] || WEIGHTS="$OUT/amp_False/model_final.pth"
+"$PY" train_net.py --config-file "$CFG" --eval-only "${COMMON[@]}" MODEL.WEIGHTS "$WEIGHTS" \
   OUTPUT_DIR "$OUT/eval" > "$OUT/eval.log" 2>&1
 rc=$?; [ $rc -eq 0 ] || status=1
 echo "eval-only rc=$rc $(grep -A2 'copypaste: Task: bbox' "$OUT/eval.log" | tail -1)"

@@ -52,6 +52,10 @@ def add_srrcnn_config(cfg):
     # Weight of D's classification and regression losses, each applied to both the SR and
     # the HR terms (§3: 0.5, so that D, seeing two feature sets, does not dominate).
     _C.MODEL.SRRCNN.D_TASK_WEIGHT = 0.5
+    # D's loss on G(RoI_LR) reaches the backbone through G's input (thesis §3: "the
+    # discriminator also trains the generator's input"). False: G's input is detached for
+    # it, so the SR path trains only G and D's heads (a diagnostic switch, not the thesis).
+    _C.MODEL.SRRCNN.D_THROUGH_G = True
     # Adversarial loss of G: "saturating" (thesis: minimise log(1 - D(G(LR)))) or
     # "non_saturating" (minimise -log D(G(LR))).
     _C.MODEL.SRRCNN.ADV_LOSS = "saturating"

@@ -51,7 +51,7 @@ class SRROIHeads(StandardROIHeads):
                  g_rois_per_image: int = 0, g_positive_fraction: float = 0.75,
                  g_size_weight_ref: float = 0.0, size_aware_max_size: float = 64.0,
                  size_aware_min_score: float = 0.05, size_aware_max_rois: int = 100,
-                 size_aware_merge: str = "mean", **kwargs):
+                 size_aware_merge: str = "mean", d_through_g: bool = True, **kwargs):
         """
         Args:
             generator: maps (R, C, P, P) RoI features to the same shape.
@@ -68,6 +68,8 @@ class SRROIHeads(StandardROIHeads):
                 background), in input pixels; 0: uniform (thesis).
             size_aware_max_size, size_aware_min_score, size_aware_max_rois, size_aware_merge:
                 the "size_aware" test mode, see :meth:`select_size_aware`.
+            d_through_g: D's loss on G(RoI_LR) reaches the backbone through G's input
+                (thesis); False detaches G's input (G's own objective is unaffected).
             kwargs: as for :class:`StandardROIHeads`.
         """
         super().__init__(**kwargs)
@@ -96,6 +98,7 @@ class SRROIHeads(StandardROIHeads):
         self.size_aware_min_score = size_aware_min_score
         self.size_aware_max_rois = size_aware_max_rois
         self.size_aware_merge = size_aware_merge
+        self.d_through_g = d_through_g
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -110,7 +113,7 @@ class SRROIHeads(StandardROIHeads):
                    size_aware_max_size=sr.SIZE_AWARE.MAX_SIZE,
                    size_aware_min_score=sr.SIZE_AWARE.MIN_SCORE,
                    size_aware_max_rois=sr.SIZE_AWARE.MAX_ROIS_PER_IMAGE,
-                   size_aware_merge=sr.SIZE_AWARE.MERGE)
+                   size_aware_merge=sr.SIZE_AWARE.MERGE, d_through_g=sr.D_THROUGH_G)
         return ret
 
     @classmethod
@@ -144,6 +147,8 @@ class SRROIHeads(StandardROIHeads):
         with record_function("srrcnn.roi_pool_lr"):
             roi_lr = self.box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
                                      [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in g_proposals])
+        if not self.d_through_g:
+            roi_lr = roi_lr.detach()
         with record_function("srrcnn.generator"):
             roi_sr = self.generator(roi_lr)  # (R_G, C, P, P)
         num_rois = roi_hr.shape[0]
