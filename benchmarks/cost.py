@@ -247,15 +247,15 @@ def bench_inference(args, base_cfg, sr_cfg):
             "infer_size_aware_ratio": med["sr_rcnn_size_aware"] / med["mask_rcnn"]}
 
 
-def label_forward(module, name):
-    """Run `module`'s forward inside a profiler range called `name`."""
-    fwd = module.forward
+def label(obj, method, name):
+    """Run `obj.<method>` (e.g. a module's forward) inside a profiler range called `name`."""
+    fn = getattr(obj, method)
 
-    def forward(*a, **k):
+    def labelled(*a, **k):
         with record_function(name):
-            return fwd(*a, **k)
+            return fn(*a, **k)
 
-    module.forward = forward
+    setattr(obj, method, labelled)
 
 
 def breakdown_worker(args, base_cfg, sr_cfg):
@@ -268,12 +268,12 @@ def breakdown_worker(args, base_cfg, sr_cfg):
     out = {}
     for name, cfg, model in (("mask_rcnn", base_cfg, base), ("sr_rcnn", sr_cfg, sr)):
         trainer = make_trainer(cfg, model, batches)
-        label_forward(model, "bench.forward")
-        label_forward(model.backbone, "bench.backbone")
-        label_forward(model.roi_heads.box_head, "bench.box_head")
-        label_forward(model.roi_heads.box_predictor, "bench.box_predictor")
+        label(model, "forward", "bench.forward")
+        label(model.backbone, "forward", "bench.backbone")
+        label(model.roi_heads.box_head, "forward", "bench.box_head")
+        label(model.roi_heads.box_predictor, "forward", "bench.box_predictor")
         for opt in [trainer.optimizer] + ([trainer.g_optimizer] if hasattr(trainer, "g_optimizer") else []):
-            label_forward_step(opt)
+            label(opt, "step", "bench.optimizer_step")
         with EventStorage(0) as storage:
             for i in range(args.warmup):
                 trainer.storage, trainer.iter = storage, i
@@ -286,16 +286,6 @@ def breakdown_worker(args, base_cfg, sr_cfg):
         out[name] = {e.key: e.cpu_time_total / args.iters / 1000 for e in prof.key_averages()
                      if e.key.startswith(("bench.", "srrcnn."))}
     print(json.dumps(out))
-
-
-def label_forward_step(optimizer):
-    step = optimizer.step
-
-    def labelled(*a, **k):
-        with record_function("bench.optimizer_step"):
-            return step(*a, **k)
-
-    optimizer.step = labelled
 
 
 def bench_breakdown(args):

@@ -241,19 +241,21 @@ class SRROIHeads(StandardROIHeads):
         Returns:
             (R_S,) indices into the concatenated proposals.
         """
-        probs = self.box_predictor.predict_probs(predictions, proposals)  # [(R_i, K+1)]
-        boxes = self.box_predictor.predict_boxes(predictions, proposals)  # [(R_i, 4K or 4)]
+        probs = cat(self.box_predictor.predict_probs(predictions, proposals))  # (R, K+1)
+        score, cls = probs[:, :-1].max(dim=1)
+        deltas = predictions[1]
+        if deltas.shape[1] > 4:  # class-specific: decode only the top class's box
+            deltas = deltas.view(len(deltas), -1, 4)[torch.arange(len(deltas), device=deltas.device), cls]
+        b = self.box_predictor.box2box_transform.apply_deltas(
+            deltas, cat([p.proposal_boxes.tensor for p in proposals]))  # (R, 4)
+        side = ((b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)).sqrt()
+        small = (side < self.size_aware_max_size) & (score >= self.size_aware_min_score)
         selected, offset = [], 0
-        for p, b in zip(probs, boxes):
-            score, cls = p[:, :-1].max(dim=1)
-            if b.shape[1] > 4:  # class-specific boxes: the top class's
-                b = b.view(len(b), -1, 4)[torch.arange(len(b), device=b.device), cls]
-            side = ((b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)).sqrt()
-            keep = torch.nonzero((side < self.size_aware_max_size)
-                                 & (score >= self.size_aware_min_score)).squeeze(1)
+        for p in proposals:
+            keep = torch.nonzero(small[offset:offset + len(p)]).squeeze(1) + offset
             if self.size_aware_max_rois > 0 and len(keep) > self.size_aware_max_rois:
                 keep = keep[score[keep].topk(self.size_aware_max_rois).indices]
-            selected.append(keep + offset)
+            selected.append(keep)
             offset += len(p)
         return torch.cat(selected) if selected else torch.zeros(0, dtype=torch.long)
 
