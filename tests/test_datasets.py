@@ -16,6 +16,7 @@ from srrcnn.data import datasets, synthetic
 
 SHARE_TOLERANCE = 0.03  # documented vs measured size-bin share, absolute
 MAIN_SIZE = 320  # image size of the main splits
+SOFT_LR_ACCURACY = (0.45, 0.75)  # "soft" detail at 0.5x: clearly above chance, clearly below 1x
 
 
 def _read(path):
@@ -41,6 +42,26 @@ def test_determinism(tmp_path):
     assert len(names) == 6
     for name in names:
         assert _read(tmp_path / "a" / "images" / name) == _read(tmp_path / "b" / "images" / name)
+
+
+def test_soft_detail_keeps_layout(tmp_path):
+    """detail="soft" changes only the pattern pixels; the default kind keeps its folder and json."""
+    for detail in synthetic.DETAIL_KINDS:
+        synthetic.generate_dataset(str(tmp_path / detail), 2, 128, seed=0, detail=detail)
+    with open(tmp_path / "checker" / "annotations.json") as f:
+        checker = json.load(f)
+    with open(tmp_path / "soft" / "annotations.json") as f:
+        soft = json.load(f)
+    assert "detail" not in checker["info"] and soft["info"]["detail"] == "soft"
+    assert soft["annotations"] == checker["annotations"] and soft["images"] == checker["images"]
+    name = checker["images"][0]["file_name"]
+    images = [cv2.imread(str(tmp_path / d / "images" / name)) for d in synthetic.DETAIL_KINDS]
+    changed = (images[0] != images[1]).any(axis=2).mean()
+    assert 0 < changed < 0.2, changed  # only the class patterns differ
+    assert synthetic.dataset_dirname() == synthetic.DATASET_DIRNAME == "srrcnn_shapes_v1"
+    assert synthetic.dataset_dirname("soft") == "srrcnn_shapes_soft_v1"
+    with pytest.raises(ValueError, match="detail"):
+        synthetic.generate_dataset(str(tmp_path / "bad"), 1, 128, seed=0, detail="blurry")
 
 
 def test_validity(main_split):
@@ -73,7 +94,7 @@ def test_size_bin_shares(main_split):
     assert synthetic.expected_bin_shares(128) == (0.625, 0.375, 0.0)
 
 
-def _detail_features(rng, class_id, count, canvas=48, crop=12):
+def _detail_features(rng, class_id, count, canvas=48, crop=12, detail="checker"):
     """High-pass magnitude of the central ``crop`` x ``crop`` pixels of ``count`` small objects.
 
     Returns (count, crop * crop) at 1x and the same after a 0.5x INTER_AREA round trip.
@@ -81,7 +102,7 @@ def _detail_features(rng, class_id, count, canvas=48, crop=12):
     hr, lr = [], []
     for _ in range(count):
         side = rng.uniform(*synthetic.BIN_SIDE_RANGES[0])
-        patch, mask = synthetic.render_object(rng, side, class_id, angle=0.0)
+        patch, mask = synthetic.render_object(rng, side, class_id, angle=0.0, detail=detail)
         image = np.full((canvas, canvas, 3), rng.uniform(40, 215), np.float32)
         h, w = mask.shape
         y0, x0 = (canvas - h) // 4 * 2, (canvas - w) // 4 * 2  # even, as the generator pastes
@@ -112,15 +133,29 @@ def _separability(per_class):
     return np.mean(hits), between / within
 
 
+def _half_resolution_separability(detail, count=60, seed=0):
+    """(accuracy, between/within ratio) of ``count`` small instances per class at 1x and 0.5x."""
+    rng = np.random.default_rng(seed)
+    feats = [
+        _detail_features(rng, c, count, detail=detail) for c in range(len(synthetic.CLASS_NAMES))
+    ]
+    return _separability([f[0] for f in feats]), _separability([f[1] for f in feats])
+
+
 def test_detail_vanishes_at_half_resolution():
     """Small instances: classes separate at 1x; at 0.5x their mean images nearly coincide."""
-    rng = np.random.default_rng(0)
-    feats = [_detail_features(rng, c, 60) for c in range(len(synthetic.CLASS_NAMES))]
-    acc_hr, ratio_hr = _separability([f[0] for f in feats])
-    acc_lr, ratio_lr = _separability([f[1] for f in feats])
+    (acc_hr, ratio_hr), (acc_lr, ratio_lr) = _half_resolution_separability("checker")
     chance = 1.0 / len(synthetic.CLASS_NAMES)
     assert acc_hr >= 0.7 and acc_lr <= chance + 0.15, (acc_hr, acc_lr)
     assert ratio_lr < 0.3 * ratio_hr, (ratio_hr, ratio_lr)
+
+
+def test_soft_detail_degrades_at_half_resolution():
+    """detail="soft": small instances separate at 1x; at 0.5x accuracy drops, but only partly."""
+    (acc_hr, ratio_hr), (acc_lr, ratio_lr) = _half_resolution_separability("soft")
+    assert acc_hr >= 0.8, acc_hr
+    assert SOFT_LR_ACCURACY[0] <= acc_lr <= min(SOFT_LR_ACCURACY[1], acc_hr - 0.15), acc_lr
+    assert 0.3 * ratio_hr < ratio_lr < ratio_hr, (ratio_hr, ratio_lr)
 
 
 def test_register_and_load(tmp_path, monkeypatch, catalog_names):
@@ -159,12 +194,12 @@ def test_lost_race_uses_winner(tmp_path, monkeypatch):
     """If another process publishes the variant first, its copy is kept and ours discarded."""
     generate = datasets.generate_dataset
 
-    def racing_generate(out_dir, num_images, image_size, seed):
+    def racing_generate(out_dir, num_images, image_size, seed, detail):
         winner = os.path.dirname(datasets.variant_paths(str(tmp_path), "x", 2, 128, 0)[0])
-        generate(winner, num_images, image_size, seed)  # the other process, finishing first
+        generate(winner, num_images, image_size, seed, detail)  # the other process, first
         with open(os.path.join(winner, "winner"), "w"):
             pass
-        generate(out_dir, num_images, image_size, seed)
+        generate(out_dir, num_images, image_size, seed, detail)
 
     monkeypatch.setattr(datasets, "generate_dataset", racing_generate)
     json_file, image_root = datasets.ensure_dataset(str(tmp_path), "x", 2, 128, 0)
@@ -183,6 +218,29 @@ def test_import_registers_defaults_and_generates_nothing(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True)
     assert os.listdir(tmp_path) == []
+
+
+def test_soft_names_registered(tmp_path, monkeypatch, catalog_names):
+    """The srrcnn_shapes_soft_* twins: same splits as the defaults, own cache folder, loadable."""
+    assert [name for name, _ in datasets.SOFT_SHAPES] == [
+        f"srrcnn_shapes_soft_{s}" for s in ("train", "val", "tiny_train", "tiny_val")
+    ]
+    for (name, args), (soft_name, soft_args) in zip(datasets.DEFAULT_SHAPES, datasets.SOFT_SHAPES):
+        params = MetadataCatalog.get(name).srrcnn_shapes
+        soft_params = MetadataCatalog.get(soft_name).srrcnn_shapes
+        assert args == soft_args and params["detail"] == "checker"
+        assert soft_params == dict(params, detail="soft")
+        assert f"{os.sep}srrcnn_shapes_v1{os.sep}" in MetadataCatalog.get(name).json_file
+        assert f"{os.sep}srrcnn_shapes_soft_v1{os.sep}" in MetadataCatalog.get(soft_name).json_file
+
+    monkeypatch.setenv(datasets.ROOT_ENV, str(tmp_path))
+    name = "test_srrcnn_shapes_soft"
+    catalog_names.append(name)
+    datasets.register_srrcnn_shapes(name, "val", 2, 128, seed=5, detail="soft")
+    with pytest.raises(ValueError, match=name):  # same split, other detail kind: another dataset
+        datasets.register_srrcnn_shapes(name, "val", 2, 128, seed=5)
+    dicts = DatasetCatalog.get(name)
+    assert len(dicts) == 2 and os.listdir(tmp_path) == ["srrcnn_shapes_soft_v1"]
 
 
 def test_register_coco_errors(tmp_path, catalog_names):

@@ -1,13 +1,15 @@
 """Datasets of SR-RCNN: the embedded synthetic srrcnn_shapes and COCO-format registration.
 
 Importing this package registers the DEFAULT_SHAPES names (srrcnn_shapes_train / _val /
-_tiny_train / _tiny_val) under $SRRCNN_DATASETS, nothing generated until first use, and the COCO
+_tiny_train / _tiny_val) and their SOFT_SHAPES twins (srrcnn_shapes_soft_train / ...) under
+$SRRCNN_DATASETS, nothing generated until first use, and the COCO
 train subsets coco_2017_train_10pct / _20pct under $DETECTRON2_DATASETS (files made by
 tools/make_coco_subset.py; read on first use).
 """
 
 from .datasets import (
     DEFAULT_SHAPES,
+    SOFT_SHAPES,
     ensure_dataset,
     ensure_generated,
     get_datasets_root,
@@ -18,7 +20,13 @@ from .datasets import (
 )
 from .coco_subsets import COCO_SUBSETS, register_coco_subsets, subset_paths
 from .dataset_mapper import CheckedDatasetMapper
-from .synthetic import CLASS_NAMES, expected_bin_shares, generate_dataset, render_object
+from .synthetic import (
+    CLASS_NAMES,
+    DETAIL_KINDS,
+    expected_bin_shares,
+    generate_dataset,
+    render_object,
+)
 
 register_default_datasets()
 register_coco_subsets()

@@ -2,7 +2,8 @@
 
 srrcnn_shapes variants are generated on first use (DatasetCatalog.get or ensure_generated) into
 $SRRCNN_DATASETS (default "datasets", relative to the working directory, as detectron2 reads
-$DETECTRON2_DATASETS), one folder per parameter set, published by an atomic rename.
+$DETECTRON2_DATASETS), one folder per parameter set, published by an atomic rename. Every variant
+has a detail kind (synthetic.DETAIL_KINDS): "checker" (default) or "soft".
 """
 
 import functools
@@ -15,7 +16,7 @@ import tempfile
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json, register_coco_instances
 
-from .synthetic import CLASS_NAMES, DATASET_DIRNAME, generate_dataset
+from .synthetic import CLASS_NAMES, dataset_dirname, generate_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,11 @@ DEFAULT_SHAPES = (
     ("srrcnn_shapes_tiny_train", ("train", 8, 256, 0)),  # tests and smoke runs
     ("srrcnn_shapes_tiny_val", ("val", 8, 256, 1)),
 )
+# The same four splits (sizes, seeds, hence layouts) with detail="soft": small objects' class
+# detail is degraded, not erased, by a 0.5x downsample. srrcnn_shapes_soft_train etc.
+SOFT_SHAPES = tuple(
+    (name.replace("srrcnn_shapes", "srrcnn_shapes_soft", 1), args) for name, args in DEFAULT_SHAPES
+)
 COCO_REQUIRED_KEYS = ("images", "annotations", "categories")
 
 
@@ -35,20 +41,24 @@ def get_datasets_root():
     return os.path.expanduser(os.getenv(ROOT_ENV, "datasets"))
 
 
-def variant_paths(root, split, num_images, image_size, seed):
-    """Return (json_file, image_root) of root/srrcnn_shapes_vV/<split>_n<N>_s<size>_seed<seed>/."""
-    folder = os.path.join(root, DATASET_DIRNAME, f"{split}_n{num_images}_s{image_size}_seed{seed}")
+def variant_paths(root, split, num_images, image_size, seed, detail="checker"):
+    """Return (json_file, image_root) of root/<dirname>/<split>_n<N>_s<size>_seed<seed>/.
+
+    <dirname> is srrcnn_shapes_vV for the default detail kind, srrcnn_shapes_<detail>_vV else.
+    """
+    subdir = f"{split}_n{num_images}_s{image_size}_seed{seed}"
+    folder = os.path.join(root, dataset_dirname(detail), subdir)
     return os.path.join(folder, "annotations.json"), os.path.join(folder, "images")
 
 
-def ensure_dataset(root, split, num_images, image_size, seed):
+def ensure_dataset(root, split, num_images, image_size, seed, detail="checker"):
     """Generate a variant under ``root`` unless present; safe when several processes race.
 
     Generation goes to a temporary folder beside the final one and one atomic rename publishes
     it; a process that loses the race discards its copy and uses the winner's.
     Returns (json_file, image_root).
     """
-    json_file, image_root = variant_paths(root, split, num_images, image_size, seed)
+    json_file, image_root = variant_paths(root, split, num_images, image_size, seed, detail)
     if os.path.isfile(json_file):
         return json_file, image_root
     folder = os.path.dirname(json_file)
@@ -57,7 +67,7 @@ def ensure_dataset(root, split, num_images, image_size, seed):
     tmp = tempfile.mkdtemp(prefix=f".tmp_{os.path.basename(folder)}_", dir=parent)
     try:
         logger.info("Generating %s (first use) ...", folder)
-        generate_dataset(tmp, num_images, image_size, seed)
+        generate_dataset(tmp, num_images, image_size, seed, detail=detail)
         try:
             os.rename(tmp, folder)  # atomic; fails when another process published first
         except OSError:
@@ -69,13 +79,13 @@ def ensure_dataset(root, split, num_images, image_size, seed):
     return json_file, image_root
 
 
-def _load_shapes(name, root, split, num_images, image_size, seed):
+def _load_shapes(name, root, split, num_images, image_size, seed, detail):
     """DatasetCatalog loader: generate if missing, then return detectron2 dicts (list[dict])."""
-    json_file, image_root = ensure_dataset(root, split, num_images, image_size, seed)
+    json_file, image_root = ensure_dataset(root, split, num_images, image_size, seed, detail)
     return load_coco_json(json_file, image_root, name)
 
 
-def register_srrcnn_shapes(name, split, num_images, image_size, seed, root=None):
+def register_srrcnn_shapes(name, split, num_images, image_size, seed, root=None, detail="checker"):
     """Register a srrcnn_shapes variant lazily: nothing is generated until it is first loaded.
 
     Metadata gets evaluator_type "coco", thing_classes and the (deterministic) json_file and
@@ -89,10 +99,19 @@ def register_srrcnn_shapes(name, split, num_images, image_size, seed, root=None)
         image_size (int): image height and width in pixels (>= 128; large objects need >= 256).
         seed (int): generator seed.
         root (str or None): cache root; None reads $SRRCNN_DATASETS (default "datasets").
+        detail (str): how class patterns are rendered, one of synthetic.DETAIL_KINDS: "checker"
+            (erased on small objects by 0.5x) or "soft" (degraded but partly kept by 0.5x).
     """
     root = get_datasets_root() if root is None else root
-    json_file, image_root = variant_paths(root, split, num_images, image_size, seed)
-    params = dict(root=root, split=split, num_images=num_images, image_size=image_size, seed=seed)
+    json_file, image_root = variant_paths(root, split, num_images, image_size, seed, detail)
+    params = dict(
+        root=root,
+        split=split,
+        num_images=num_images,
+        image_size=image_size,
+        seed=seed,
+        detail=detail,
+    )
     if name in DatasetCatalog.list():
         if getattr(MetadataCatalog.get(name), "srrcnn_shapes", None) == params:
             return
@@ -127,9 +146,15 @@ def ensure_generated(name):
 
 
 def register_default_datasets(root=None):
-    """Register the DEFAULT_SHAPES names (cheap: generates nothing). ``root`` as in register_*."""
-    for name, (split, num_images, image_size, seed) in DEFAULT_SHAPES:
-        register_srrcnn_shapes(name, split, num_images, image_size, seed, root=root)
+    """Register the DEFAULT_SHAPES and SOFT_SHAPES names (cheap: generates nothing).
+
+    ``root`` as in register_srrcnn_shapes.
+    """
+    for names, detail in ((DEFAULT_SHAPES, "checker"), (SOFT_SHAPES, "soft")):
+        for name, (split, num_images, image_size, seed) in names:
+            register_srrcnn_shapes(
+                name, split, num_images, image_size, seed, root=root, detail=detail
+            )
 
 
 def register_coco_dataset(name, json_file, image_root):

@@ -22,7 +22,10 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1  # bump whenever the output changes: the cache folder name carries it
-DATASET_DIRNAME = f"srrcnn_shapes_v{GENERATOR_VERSION}"
+DATASET_DIRNAME = f"srrcnn_shapes_v{GENERATOR_VERSION}"  # of the default detail kind
+# How class patterns are rendered (see render_object): "checker" (the default, erased by 0.5x on
+# small objects) or "soft" (degraded but partly kept by 0.5x). Only the pattern pixels differ.
+DETAIL_KINDS = ("checker", "soft")
 CLASS_NAMES = ("cross", "ring", "stripes", "dots")  # category ids 1..4 in this order
 SILHOUETTES = ("ellipse", "rounded_rect", "hexagon")  # shared by all classes and distractors
 
@@ -59,6 +62,8 @@ TEXTURE_AMPLITUDE = 20.0  # low-frequency background texture, grey levels
 NOISE_SIGMA = (2.0, 6.0)  # per-image Gaussian pixel noise, grey levels
 INNER_SCALE = 0.75  # patterns are clipped to the silhouette shrunk by this factor
 RING_SCALE = 0.55  # ring radius relative to the silhouette semi-axes
+SOFT_STROKE = 1.25  # "soft" stroke width in checker cells: 1.25 px on small objects
+SOFT_SUPERSAMPLE = 4  # "soft" patterns are drawn at 4x and area-averaged (anti-aliased)
 POLYGON_SHIFT = 4  # cv2.fillPoly fractional bits: sub-pixel vertex accuracy (1/16 px)
 PNG_COMPRESSION = 3  # fixed, so image bytes do not depend on OpenCV's default
 
@@ -80,6 +85,21 @@ def detail_cell(side):
     1 px below 48 (so 0.5x erases it), 2 px up to 112, 3 px above: strokes are two cells wide.
     """
     return 1 + int(side >= 48) + int(side >= 112)
+
+
+def _check_detail(detail):
+    """Raise ValueError unless ``detail`` is one of DETAIL_KINDS."""
+    if detail not in DETAIL_KINDS:
+        raise ValueError(f"detail must be one of {DETAIL_KINDS}, got {detail!r}")
+
+
+def dataset_dirname(detail="checker"):
+    """Return the cache folder name of a detail kind: DATASET_DIRNAME for the default "checker",
+    srrcnn_shapes_<detail>_vV for the others (so the default variant's folder never changes)."""
+    _check_detail(detail)
+    if detail == "checker":
+        return DATASET_DIRNAME
+    return f"srrcnn_shapes_{detail}_v{GENERATOR_VERSION}"
 
 
 def _unit_silhouette(shape):
@@ -107,33 +127,51 @@ def _band(center, direction, half_length, half_width):
     return np.array([center + d + n, center - d + n, center - d - n, center + d - n])
 
 
-def _pattern_mask(kind, shape_hw, center, axes, rot, cell):
+def _pattern_mask(kind, shape_hw, center, axes, rot, cell, width=None):
     """Rasterise a class pattern (uint8 (H, W), 1 inside) in the object frame.
 
     ``axes`` = (a, b) semi-axes; ``rot`` (2, 2) maps object-frame vectors to image (x, y).
+    The layout (stripe and dot periods) follows ``cell``; ``width`` (default two cells) is the
+    width of the strokes, the side of the dots and the ring's thickness (rounded to whole px).
     """
     mask = np.zeros(shape_hw, np.uint8)
     a, b = axes
     stroke = 2 * cell  # one full checker period across the stroke
+    width = stroke if width is None else width
     u, v = rot[:, 0], rot[:, 1]  # major / minor axis directions in the image
     if kind == "cross":
-        _fill(mask, _band(center, u, INNER_SCALE * a, stroke / 2))
-        _fill(mask, _band(center, v, INNER_SCALE * b, stroke / 2))
+        _fill(mask, _band(center, u, INNER_SCALE * a, width / 2))
+        _fill(mask, _band(center, v, INNER_SCALE * b, width / 2))
     elif kind == "ring":
         outline = _unit_silhouette("ellipse") * [RING_SCALE * a, RING_SCALE * b] @ rot.T + center
         pts = np.round(outline * (1 << POLYGON_SHIFT)).astype(np.int32)
-        cv2.polylines(mask, [pts], True, 1, thickness=stroke, shift=POLYGON_SHIFT)
+        cv2.polylines(mask, [pts], True, 1, thickness=int(round(width)), shift=POLYGON_SHIFT)
     elif kind == "stripes":  # bands parallel to the major axis, period 3 strokes, centred
         for k in range(-int(b // (3 * stroke)) - 1, int(b // (3 * stroke)) + 2):
-            _fill(mask, _band(center + v * (3 * stroke * k), u, a, stroke / 2))
-    elif kind == "dots":  # stroke-sized squares on a grid of period 2 strokes, centred
+            _fill(mask, _band(center + v * (3 * stroke * k), u, a, width / 2))
+    elif kind == "dots":  # width-sized squares on a grid of period 2 strokes, centred
         nu, nv = int(a // (2 * stroke)) + 1, int(b // (2 * stroke)) + 1
         for i in range(-nu, nu + 1):
             for j in range(-nv, nv + 1):
-                _fill(mask, _band(center + 2 * stroke * (i * u + j * v), u, stroke / 2, stroke / 2))
+                _fill(mask, _band(center + 2 * stroke * (i * u + j * v), u, width / 2, width / 2))
     inner = np.zeros(shape_hw, np.uint8)
     _fill(inner, _unit_silhouette("ellipse") * [INNER_SCALE * a, INNER_SCALE * b] @ rot.T + center)
     return mask & inner
+
+
+def _soft_pattern(kind, shape_hw, center, axes, rot, cell):
+    """Return the anti-aliased coverage (float32 (H, W) in [0, 1]) of a "soft" class pattern:
+    SOFT_STROKE-cell strokes on the default layout, drawn SOFT_SUPERSAMPLE times finer and then
+    area-averaged, so stroke positions and widths keep their sub-pixel values.
+    """
+    s = SOFT_SUPERSAMPLE
+    h, w = shape_hw
+    fine_center = (np.asarray(center) + 0.5) * s - 0.5  # pixel i covers [i - 0.5, i + 0.5)
+    fine_axes = (axes[0] * s, axes[1] * s)
+    fine = _pattern_mask(
+        kind, (h * s, w * s), fine_center, fine_axes, rot, cell * s, width=SOFT_STROKE * cell * s
+    )
+    return cv2.resize(fine.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
 
 
 def _snap_to_blocks(region, mask, block):
@@ -152,8 +190,20 @@ def _snap_to_blocks(region, mask, block):
     return np.kron(keep, np.ones((block, block), np.uint8))[:h, :w]
 
 
-def render_object(rng, side, class_id=None, angle=None, distractor_mark=None):
+def render_object(rng, side, class_id=None, angle=None, distractor_mark=None, detail="checker"):
     """Render one object (class pattern, or an unannotated distractor when ``class_id`` is None).
+
+    ``detail`` selects how the class pattern is rendered; nothing else depends on it, not even
+    the random draws, so both kinds give the same objects (and datasets the same layouts) for
+    the same seed. "checker": 2-cell strokes filled with a zero-mean checker and snapped to whole
+    2-cell blocks, which a 0.5x downsample of a small (1 px cell) object averages away exactly.
+    "soft": the same pattern layout drawn as plain strokes of one signed contrast (brighter on
+    dark fills, darker on light ones, like the distractor marks), SOFT_STROKE cells wide and
+    anti-aliased at their unsnapped sub-pixel positions. Their mean is not zero, so 0.5x keeps
+    them as blurred, lower-contrast lines: on small objects the cross and ring layouts stay
+    recognisable, while stripes (6 px period) and dots (4 px period, the 0.5x Nyquist limit)
+    merge into smears that are easily confused. Nearest-class-mean accuracy of small instances
+    drops from about 0.9 at 1x to about 0.65 at 0.5x (chance 0.25; docs/DATASET.md).
 
     Args:
         rng (np.random.Generator): the only source of randomness.
@@ -161,6 +211,7 @@ def render_object(rng, side, class_id=None, angle=None, distractor_mark=None):
         class_id (int or None): index into CLASS_NAMES; None draws a distractor.
         angle (float or None): rotation in radians; None draws it uniformly.
         distractor_mark (str or None): "plain", "dot" or "bar"; None draws one (distractors only).
+        detail (str): one of DETAIL_KINDS, how the class pattern is rendered.
     Returns:
         patch (np.ndarray): float32 (h, w, 3) colours, meaningful where ``mask`` is set.
         mask (np.ndarray): bool (h, w) silhouette.
@@ -188,7 +239,12 @@ def render_object(rng, side, class_id=None, angle=None, distractor_mark=None):
     patch = fill[None, None, :].astype(np.float32) + shading[..., None]
     contrast = rng.uniform(*DETAIL_CONTRAST)
     cell = detail_cell(side)
-    if class_id is not None:
+    _check_detail(detail)
+    if class_id is not None and detail == "soft":
+        coverage = _soft_pattern(CLASS_NAMES[class_id], (h, w), center, (a, b), rot, cell)
+        sign = 1.0 if fill.mean() < np.mean(FILL_RANGE) else -1.0
+        patch += (coverage * mask * sign * contrast)[..., None]
+    elif class_id is not None:
         region = _pattern_mask(CLASS_NAMES[class_id], (h, w), center, (a, b), rot, cell)
         region = _snap_to_blocks(region, mask.astype(bool), 2 * cell)
         checker = ((xx // cell + yy // cell) % 2) * 2 - 1  # zero mean on every 2x2-cell block
@@ -272,14 +328,14 @@ def _placement_ok(id_map, items, x0, y0, mask):
     return True
 
 
-def _place(rng, image, id_map, items, item):
+def _place(rng, image, id_map, items, item, detail):
     """Render ``item`` (dict with side, class_id, bin) and paste it at a valid random position.
 
     Returns True on success; ``image`` (H, W, 3), ``id_map`` (H, W) and ``items`` are updated.
     """
     size = id_map.shape[0]
     for _ in range(PLACEMENT_TRIES[0]):
-        patch, mask = render_object(rng, item["side"], item["class_id"])
+        patch, mask = render_object(rng, item["side"], item["class_id"], detail=detail)
         h, w = mask.shape
         full_area = int(mask.sum())
         wrong_bin = item["class_id"] is not None and area_bin(full_area) != item["bin"]
@@ -318,11 +374,14 @@ def _annotation(id_map, k, item):
     return {"bbox": bbox, "area": int(len(xs)), "segmentation": polygons, "iscrowd": 0}
 
 
-def generate_dataset(out_dir, num_images, image_size, seed):
+def generate_dataset(out_dir, num_images, image_size, seed, detail="checker"):
     """Write ``out_dir``/images/NNNNNN.png and ``out_dir``/annotations.json (COCO instances).
 
-    Deterministic in (num_images, image_size, seed). Images are (image_size, image_size, 3) uint8.
+    Deterministic in (num_images, image_size, seed, detail). Images are (image_size, image_size,
+    3) uint8. ``detail`` (one of DETAIL_KINDS, see render_object) changes only the class patterns'
+    pixels: the layout and the annotations are the same for every kind.
     """
+    _check_detail(detail)
     if image_size < MIN_IMAGE_SIZE:
         raise ValueError(f"image_size must be >= {MIN_IMAGE_SIZE}, got {image_size}")
     start = time.perf_counter()
@@ -348,7 +407,7 @@ def generate_dataset(out_dir, num_images, image_size, seed):
         items = []
         for i in rng.permutation(len(wanted)):
             item = dict(wanted[i], side=rng.uniform(*BIN_SIDE_RANGES[wanted[i]["bin"]]))
-            if not _place(rng, image, id_map, items, item) and item["class_id"] is not None:
+            if not _place(rng, image, id_map, items, item, detail) and item["class_id"] is not None:
                 pending.append(wanted[i])
         image += rng.normal(0.0, rng.uniform(*NOISE_SIGMA), image.shape)
         file_name = f"{image_id:06d}.png"
@@ -370,14 +429,17 @@ def generate_dataset(out_dir, num_images, image_size, seed):
                         **_annotation(id_map, k, item),
                     )
                 )
+    info = {
+        "description": "srrcnn_shapes: synthetic small-object proxy of COCO",
+        "version": GENERATOR_VERSION,
+        "num_images": num_images,
+        "image_size": image_size,
+        "seed": seed,
+    }
+    if detail != "checker":  # the default kind's json stays as it always was
+        info["detail"] = detail
     coco = {
-        "info": {
-            "description": "srrcnn_shapes: synthetic small-object proxy of COCO",
-            "version": GENERATOR_VERSION,
-            "num_images": num_images,
-            "image_size": image_size,
-            "seed": seed,
-        },
+        "info": info,
         "images": images,
         "annotations": annotations,
         "categories": [
