@@ -45,6 +45,12 @@ _G_SUBSET = ["MODEL.SRRCNN.G_ROIS_PER_IMAGE", "32", "MODEL.SRRCNN.G_POSITIVE_FRA
 VARIANTS = OrderedDict([
     ("mask_rcnn", dict(label="Mask R-CNN", config=_QUICK + "mask_rcnn_R_18_FPN_shapes_cpu.yaml",
                        opts=[], modes=["hr"])),
+    ("mask_rcnn_x2_input", dict(label="Mask R-CNN, images at 2x (ceiling)",
+                                config="configs/evidence/mask_rcnn_x2_input.yaml", opts=[],
+                                modes=["hr"])),
+    ("sr_rcnn_double", dict(label="SR-RCNN (G: 1x -> 2x crops)",
+                            config="configs/evidence/sr_rcnn_full_to_double.yaml", opts=[],
+                            modes=_MODES)),
     ("sr_rcnn", dict(label="SR-RCNN (G on 32 RoIs/img)", config=_SR, opts=_G_SUBSET, modes=_MODES)),
     ("sr_rcnn_thesis", dict(label="SR-RCNN (thesis: G on all RoIs)", config=_SR,
                             opts=["MODEL.SRRCNN.G_ROIS_PER_IMAGE", "0"], modes=_MODES)),

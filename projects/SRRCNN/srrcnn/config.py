@@ -20,6 +20,23 @@ def add_srrcnn_config(cfg):
     # (no anti-aliasing) or "area" (box average). Thesis silent.
     _C.MODEL.SRRCNN.LR_RESIZE = "antialias"
 
+    # Which pair of RoI features G learns to map (beyond the thesis: issue 12, docs/RESULTS.md).
+    # "half_to_full" (thesis, §2.4): G(RoI of I_0.5) -> RoI of I; at test G is applied to RoIs
+    # of I, a resolution it never saw in training. "full_to_double": G(RoI of I) -> the same
+    # box's RoI in a 2x pass, which is computed (without gradient) only on crops around small
+    # ground-truth objects (X2 below); G's input at test is what it trained on. No 0.5x pass.
+    _C.MODEL.SRRCNN.PAIR = "half_to_full"
+    _C.MODEL.SRRCNN.X2 = CN()
+    # Side of a crop window in input pixels (its 2x pass is twice that); sampled proposals
+    # wholly inside a window are G's training RoIs. CROP_SIZE * 2 must be a multiple of the
+    # backbone's size divisibility (32 with FPN).
+    _C.MODEL.SRRCNN.X2.CROP_SIZE = 64
+    # Windows per image, centred on ground-truth boxes with sqrt(area) < MAX_GT_SIZE (COCO's
+    # "small": 32), chosen at random; the 2x pass costs MAX_CROPS_PER_IMAGE * (2 CROP_SIZE)^2
+    # pixels of forward pass (no backward) per image.
+    _C.MODEL.SRRCNN.X2.MAX_CROPS_PER_IMAGE = 4
+    _C.MODEL.SRRCNN.X2.MAX_GT_SIZE = 32.0
+
     # Generator G_w (§2.5): turns RoI_LR (C x P x P) into super-resolved features of the same
     # shape. Built from the SRRCNN_GENERATOR registry.
     _C.MODEL.SRRCNN.GENERATOR = CN()
@@ -52,6 +69,10 @@ def add_srrcnn_config(cfg):
     # Weight of D's classification and regression losses, each applied to both the SR and
     # the HR terms (§3: 0.5, so that D, seeing two feature sets, does not dominate).
     _C.MODEL.SRRCNN.D_TASK_WEIGHT = 0.5
+    # Weight of D's task terms on G's output alone (loss_cls_sr, loss_box_reg_sr), so that the
+    # SR path's share of the shared head can be set apart from the HR path's. < 0: D_TASK_WEIGHT
+    # (thesis).
+    _C.MODEL.SRRCNN.D_SR_TASK_WEIGHT = -1.0
     # D's loss on G(RoI_LR) reaches the backbone through G's input (thesis §3: "the
     # discriminator also trains the generator's input"). False: G's input is detached for
     # it, so the SR path trains only G and D's heads (a diagnostic switch, not the thesis).

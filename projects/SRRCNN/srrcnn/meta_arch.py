@@ -10,6 +10,7 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 
 from .roi_heads import LR_SUFFIX
+from .x2_crops import X2_SUFFIX, X2_WINDOWS, select_windows, upscale_crops
 
 LR_RESIZE_MODES = ("antialias", "bilinear", "area")
 
@@ -52,14 +53,25 @@ class SRRCNN(GeneralizedRCNN):
     """
 
     @configurable
-    def __init__(self, *, lr_scale: float, lr_resize: str, **kwargs):
+    def __init__(self, *, lr_scale: float, lr_resize: str, pair: str = "half_to_full",
+                 x2_crop_size: int = 64, x2_max_crops: int = 4, x2_max_gt_size: float = 32.0,
+                 **kwargs):
         """
         Args:
             lr_scale: scale of the low-resolution copy (0.5).
             lr_resize: how it is made, see :func:`downsample_batch`.
+            pair: MODEL.SRRCNN.PAIR. "full_to_double": no 0.5x pass; instead a 2x pass over
+                crops around small ground-truth objects (:mod:`srrcnn.x2_crops`).
+            x2_crop_size, x2_max_crops, x2_max_gt_size: MODEL.SRRCNN.X2.*.
             kwargs: as for :class:`GeneralizedRCNN`.
         """
         super().__init__(**kwargs)
+        d = max(self.backbone.size_divisibility, 1)
+        if pair == "full_to_double" and (2 * x2_crop_size) % d:
+            raise ValueError(f"MODEL.SRRCNN.X2.CROP_SIZE * 2 must be a multiple of the backbone's "
+                             f"size divisibility {d}, got CROP_SIZE {x2_crop_size}")
+        self.pair = pair
+        self.x2_crop_size, self.x2_max_crops, self.x2_max_gt_size = x2_crop_size, x2_max_crops, x2_max_gt_size
         if lr_resize not in LR_RESIZE_MODES:
             raise ValueError(f"MODEL.SRRCNN.LR_RESIZE must be one of {LR_RESIZE_MODES}, got {lr_resize!r}")
         if not 0 < lr_scale < 1:
@@ -70,7 +82,10 @@ class SRRCNN(GeneralizedRCNN):
     @classmethod
     def from_config(cls, cfg):
         ret = super().from_config(cfg)
-        ret.update(lr_scale=cfg.MODEL.SRRCNN.LR_SCALE, lr_resize=cfg.MODEL.SRRCNN.LR_RESIZE)
+        sr = cfg.MODEL.SRRCNN
+        ret.update(lr_scale=sr.LR_SCALE, lr_resize=sr.LR_RESIZE, pair=sr.PAIR,
+                   x2_crop_size=sr.X2.CROP_SIZE, x2_max_crops=sr.X2.MAX_CROPS_PER_IMAGE,
+                   x2_max_gt_size=sr.X2.MAX_GT_SIZE)
         return ret
 
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
@@ -87,11 +102,14 @@ class SRRCNN(GeneralizedRCNN):
 
         features = self.backbone(images.tensor)
         proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
-        with record_function("srrcnn.backbone_lr"):
-            lr_images = downsample_batch(images.tensor, self.lr_scale, self.lr_resize,
-                                         self.backbone.size_divisibility)
-            lr_features = self.backbone(lr_images)
-        features.update({k + LR_SUFFIX: v for k, v in lr_features.items()})
+        if self.pair == "full_to_double":
+            features.update(self.double_crop_features(images, gt_instances))
+        else:
+            with record_function("srrcnn.backbone_lr"):
+                lr_images = downsample_batch(images.tensor, self.lr_scale, self.lr_resize,
+                                             self.backbone.size_divisibility)
+                lr_features = self.backbone(lr_images)
+            features.update({k + LR_SUFFIX: v for k, v in lr_features.items()})
         _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
 
         if self.vis_period > 0:
@@ -105,3 +123,21 @@ class SRRCNN(GeneralizedRCNN):
         losses.update(detector_losses)
         losses.update(proposal_losses)
         return losses
+
+    @torch.no_grad()
+    def double_crop_features(self, images, gt_instances) -> Dict[str, torch.Tensor]:
+        """
+        The "full_to_double" targets' pyramid: the backbone, without gradient, on 2x crops
+        around small ground-truth objects.
+
+        Returns:
+            {name + X2_SUFFIX: (K, C, H', W') for each pyramid level, X2_WINDOWS: (K, 5)}.
+        """
+        with record_function("srrcnn.backbone_x2"):
+            windows = select_windows(gt_instances, images.image_sizes, self.x2_crop_size,
+                                     self.x2_max_gt_size, self.x2_max_crops)
+            out = {X2_WINDOWS: windows}
+            if len(windows):
+                crops = upscale_crops(images.tensor, windows, self.x2_crop_size)
+                out.update({k + X2_SUFFIX: v for k, v in self.backbone(crops).items()})
+            return out

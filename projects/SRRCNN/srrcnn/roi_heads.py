@@ -10,10 +10,12 @@ from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
 from detectron2.modeling.sampling import subsample_labels
 from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import get_event_storage
 
 from .fast_rcnn import SRFastRCNNOutputLayers
 from .generator import build_generator
 from .losses import content_loss, discriminator_adversarial_loss, generator_adversarial_loss
+from .x2_crops import X2_SCALE, X2_SUFFIX, X2_WINDOWS, assign_to_windows
 
 # In training, the meta-architecture passes the 0.5x pyramid in the same `features` dict as
 # the full-resolution one, each level under its name plus this suffix ("p2" -> "p2_lr").
@@ -22,6 +24,8 @@ LR_SUFFIX = "_lr"
 # Loss names that start with this prefix form G's objective; all others form D's.
 G_LOSS_PREFIX = "loss_G_"
 TEST_MODES = ("sr", "hr", "size_aware")
+# what G maps (MODEL.SRRCNN.PAIR): RoI_LR -> RoI_HR (thesis), or RoI_HR -> RoI of a 2x pass
+PAIRS = ("half_to_full", "full_to_double")
 SIZE_AWARE_MERGES = ("mean", "replace")
 
 
@@ -51,7 +55,8 @@ class SRROIHeads(StandardROIHeads):
                  g_rois_per_image: int = 0, g_positive_fraction: float = 0.75,
                  g_size_weight_ref: float = 0.0, size_aware_max_size: float = 64.0,
                  size_aware_min_score: float = 0.05, size_aware_max_rois: int = 100,
-                 size_aware_merge: str = "mean", d_through_g: bool = True, **kwargs):
+                 size_aware_merge: str = "mean", d_through_g: bool = True,
+                 pair: str = "half_to_full", d_sr_task_weight: float = -1.0, **kwargs):
         """
         Args:
             generator: maps (R, C, P, P) RoI features to the same shape.
@@ -70,6 +75,10 @@ class SRROIHeads(StandardROIHeads):
                 the "size_aware" test mode, see :meth:`select_size_aware`.
             d_through_g: D's loss on G(RoI_LR) reaches the backbone through G's input
                 (thesis); False detaches G's input (G's own objective is unaffected).
+            d_sr_task_weight: weight of D's task terms on G's output; < 0: d_task_weight.
+            pair: one of PAIRS. "full_to_double": G's input is RoI_HR of the sampled proposals
+                inside the 2x crops' windows (:mod:`srrcnn.x2_crops`), its target and D's
+                "real" samples the same boxes pooled from the crops' pyramid.
             kwargs: as for :class:`StandardROIHeads`.
         """
         super().__init__(**kwargs)
@@ -80,6 +89,8 @@ class SRROIHeads(StandardROIHeads):
         if size_aware_merge not in SIZE_AWARE_MERGES:
             raise ValueError(f"MODEL.SRRCNN.SIZE_AWARE.MERGE must be one of {SIZE_AWARE_MERGES}, "
                              f"got {size_aware_merge!r}")
+        if pair not in PAIRS:
+            raise ValueError(f"MODEL.SRRCNN.PAIR must be one of {PAIRS}, got {pair!r}")
         if not 0.0 <= g_positive_fraction <= 1.0:
             raise ValueError(f"MODEL.SRRCNN.G_POSITIVE_FRACTION must be in [0, 1], got {g_positive_fraction}")
         self.generator = generator
@@ -99,6 +110,8 @@ class SRROIHeads(StandardROIHeads):
         self.size_aware_max_rois = size_aware_max_rois
         self.size_aware_merge = size_aware_merge
         self.d_through_g = d_through_g
+        self.pair = pair
+        self.d_sr_task_weight = d_task_weight if d_sr_task_weight < 0 else d_sr_task_weight
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -113,7 +126,8 @@ class SRROIHeads(StandardROIHeads):
                    size_aware_max_size=sr.SIZE_AWARE.MAX_SIZE,
                    size_aware_min_score=sr.SIZE_AWARE.MIN_SCORE,
                    size_aware_max_rois=sr.SIZE_AWARE.MAX_ROIS_PER_IMAGE,
-                   size_aware_merge=sr.SIZE_AWARE.MERGE, d_through_g=sr.D_THROUGH_G)
+                   size_aware_merge=sr.SIZE_AWARE.MERGE, d_through_g=sr.D_THROUGH_G,
+                   pair=sr.PAIR, d_sr_task_weight=sr.D_SR_TASK_WEIGHT)
         return ret
 
     @classmethod
@@ -143,25 +157,79 @@ class SRROIHeads(StandardROIHeads):
 
         boxes = [x.proposal_boxes for x in proposals]
         roi_hr = self.box_pooler([features[f] for f in self.box_in_features], boxes)  # (R, C, P, P)
-        g_idx, g_proposals = self.select_generator_rois(proposals)
-        with record_function("srrcnn.roi_pool_lr"):
-            roi_lr = self.box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
-                                     [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in g_proposals])
+        if self.pair == "full_to_double":
+            g_idx, g_proposals, roi_target = self.pool_double_pairs(features, proposals)
+            roi_in = roi_hr[g_idx]
+        else:
+            g_idx, g_proposals = self.select_generator_rois(proposals)
+            with record_function("srrcnn.roi_pool_lr"):
+                roi_in = self.box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
+                                         [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in g_proposals])
+            roi_target = roi_hr[g_idx]
         if not self.d_through_g:
-            roi_lr = roi_lr.detach()
+            roi_in = roi_in.detach()
         with record_function("srrcnn.generator"):
-            roi_sr = self.generator(roi_lr)  # (R_G, C, P, P)
-        num_rois = roi_hr.shape[0]
-        # one pass of the shared box head / discriminator over [RoI_HR; G(RoI_LR)]: (R + R_G, D)
+            roi_sr = self.generator(roi_in)  # (R_G, C, P, P)
+        num_rois, num_g = roi_hr.shape[0], roi_sr.shape[0]
+        get_event_storage().put_scalar("srrcnn/g_rois_per_image", num_g / max(len(proposals), 1))
+        # one pass of the shared box head / discriminator over [RoI_HR; G(input)] (+ the 2x
+        # targets, D's "real" samples, for "full_to_double"): (R + R_G [+ R_G], D)
+        rows = [roi_hr, roi_sr] + ([roi_target] if self.pair == "full_to_double" else [])
         with record_function("srrcnn.box_head"):
-            x = self.box_head(torch.cat([roi_hr, roi_sr]))
-            scores, deltas = self.box_predictor(x)
+            x = self.box_head(torch.cat(rows))
+            scores, deltas = self.box_predictor(x[:num_rois + num_g])
             adv = self.box_predictor.real_fake_logits(x)
         hr_losses = self.box_predictor.losses((scores[:num_rois], deltas[:num_rois]), proposals)
         sr_losses = self.box_predictor.losses((scores[num_rois:], deltas[num_rois:]), g_proposals)
+        adv_real = adv[num_rois + num_g:] if self.pair == "full_to_double" else adv[:num_rois][g_idx]
         weights = self.generator_roi_weights(g_proposals)
-        return self.gan_losses(roi_hr[g_idx], roi_sr, adv[:num_rois][g_idx], adv[num_rois:],
+        return self.gan_losses(roi_target, roi_sr, adv_real, adv[num_rois:num_rois + num_g],
                                hr_losses, sr_losses, weights)
+
+    def pool_double_pairs(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
+        """
+        The "full_to_double" pairs: of the sampled proposals that lie wholly inside a 2x
+        crop's window, per image at most ``g_rois_per_image`` (foreground first, as
+        :meth:`select_generator_rois`), and their RoI features in the crops' pyramid.
+
+        Args:
+            features: with the crops' pyramid {"p2_x2": (K, C, H', W'), ...} and X2_WINDOWS (K, 5).
+            proposals: per image, sampled proposals with ``gt_classes``.
+
+        Returns:
+            (R_G,) indices into the concatenated proposals, ordered by window; the same RoIs as
+            a list of `Instances` (in that order); their (R_G, C, P, P) 2x RoI features.
+        """
+        windows = features[X2_WINDOWS]
+        window_of, inside = assign_to_windows(proposals, windows)
+        indices, offset = [], 0
+        for p in proposals:
+            labels = p.gt_classes.clone()
+            labels[~inside[offset:offset + len(p)]] = -1  # outside every window: never chosen
+            n = self.g_rois_per_image if self.g_rois_per_image > 0 else len(p)
+            pos, neg = subsample_labels(labels, n, self.g_positive_fraction, self.num_classes)
+            indices.append(torch.cat([pos, neg]) + offset)
+            offset += len(p)
+        g_idx = torch.cat(indices)
+        g_idx = g_idx[torch.argsort(window_of[g_idx], stable=True)]  # the pooler's crop order
+        if len(g_idx) == 0:
+            x = features[self.box_in_features[0]]
+            return g_idx, [proposals[0][:0]], x.new_zeros((0, x.shape[1], *self.box_pooler.output_size))
+        starts = torch.tensor([0] + [len(p) for p in proposals]).cumsum(0)
+        g_window = window_of[g_idx]
+        g_proposals, crop_boxes = [], []
+        for k in range(len(windows)):
+            rows = g_idx[g_window == k]
+            image = int(windows[k, 0])
+            p = proposals[image][rows - starts[image]]
+            if len(p):
+                g_proposals.append(p)
+            shift = windows[k, 1:3].repeat(2)  # (x0, y0, x0, y0)
+            crop_boxes.append(Boxes((p.proposal_boxes.tensor - shift) * X2_SCALE))
+        with record_function("srrcnn.roi_pool_x2"):
+            roi_target = self.box_pooler([features[f + X2_SUFFIX] for f in self.box_in_features],
+                                         crop_boxes)
+        return g_idx, g_proposals, roi_target
 
     def select_generator_rois(self, proposals: List[Instances]) -> Tuple[torch.Tensor, List[Instances]]:
         """
@@ -296,14 +364,14 @@ class SRROIHeads(StandardROIHeads):
         Returns:
             dict[str, Tensor] of weighted scalar losses.
         """
-        d_w, g_w = self.d_task_weight, self.g_task_weight
+        d_w, d_sr_w, g_w = self.d_task_weight, self.d_sr_task_weight, self.g_task_weight
         losses = {
             # D: 0.001 * adversarial + 0.5 * (CE + SL1 on SR and on HR)
             "loss_D_adv": self.adv_weight * discriminator_adversarial_loss(adv_hr, adv_sr),
             "loss_cls_hr": d_w * hr_losses["loss_cls"],
             "loss_box_reg_hr": d_w * hr_losses["loss_box_reg"],
-            "loss_cls_sr": d_w * sr_losses["loss_cls"],
-            "loss_box_reg_sr": d_w * sr_losses["loss_box_reg"],
+            "loss_cls_sr": d_sr_w * sr_losses["loss_cls"],
+            "loss_box_reg_sr": d_sr_w * sr_losses["loss_box_reg"],
             # G: 0.001 * adversarial + CE + SL1 on SR + content MSE
             G_LOSS_PREFIX + "adv": self.adv_weight
             * generator_adversarial_loss(adv_sr, self.adv_loss, weights),
