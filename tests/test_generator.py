@@ -200,3 +200,24 @@ def test_input_skip_adds_the_input():
     x = torch.randn(3, 8, 7, 7)
     assert torch.allclose(skip(x), x + plain(x))
     assert not plain.input_skip  # the thesis's generator is the default
+
+
+def test_test_norm_stats_batch_uses_the_input_statistics():
+    g = _gen(test_norm_stats="batch")
+    g.train()
+    g(torch.randn(16, 8, 7, 7) * 3 + 2)  # running statistics of other inputs
+    buffers = {k: v.clone() for k, v in g.state_dict().items()}
+    g.eval()
+    x = torch.randn(10, 8, 7, 7)
+    out = g(x)
+    norms = [m for m in g.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and not any(m.training or not m.track_running_stats for m in norms)  # restored
+    for k, v in g.state_dict().items():  # running statistics untouched
+        assert torch.equal(v, buffers[k]), k
+    g.train()  # training mode = batch statistics too (momentum aside): same output
+    for m in norms:
+        m.momentum = 0.0
+    torch.testing.assert_close(out, g(x))
+    g.eval()
+    g.test_norm_stats = "running"
+    assert not torch.allclose(out, g(x))

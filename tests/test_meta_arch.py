@@ -154,6 +154,18 @@ class TestSRRCNN(unittest.TestCase):
             self.assertEqual(rec.inputs, [(2, 3, 64, 96)], mode)
         self.assertTrue(all(not any(k.endswith(LR_SUFFIX) for k in f) for f in rpn_features))
 
+    def test_sr_lr_mode_runs_the_lr_pass_at_test(self):
+        rec = _ShapeRecorder(self.model.backbone)
+        self.model.eval()
+        self.model.roi_heads.test_mode = "sr_lr"
+        inputs = _eval_inputs([(64, 80), (50, 64)])
+        with torch.no_grad():
+            self._check_predictions(self.model(inputs), inputs)
+            self.assertEqual(rec.inputs, [(2, 3, 64, 96), (2, 3, 32, 64)])
+            self.model.roi_heads.test_mode = "sr"  # the hook is gone afterwards
+            self.model(inputs)
+        self.assertEqual(len(rec.inputs), 3)
+
     def test_downsample_modes_train(self):
         for mode in ("bilinear", "area"):
             self.model.lr_resize = mode

@@ -433,3 +433,40 @@ class TestSizeAware(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def test_lr_pool_level_full_box_keeps_the_full_boxes_level():
+    cfg = get_tiny_cfg()
+    cfg.MODEL.SRRCNN.LR_POOL_LEVEL = "full_box"
+    heads = _heads(cfg)
+    rec, rec_hr = _PoolerRecorder(heads.lr_box_pooler), _PoolerRecorder(heads.box_pooler)
+    proposals, targets = _proposals_and_targets()
+    _train(heads, _features(), proposals, targets)  # G on all sampled RoIs (tiny cfg)
+    (_, boxes_lr, _), = rec.calls
+    (_, boxes_hr, _), = rec_hr.calls
+    p = heads.box_pooler
+    args = (p.min_level, p.max_level, p.canonical_box_size, p.canonical_level)
+    full = assign_boxes_to_levels([Boxes(b) for b in boxes_hr], *args)
+    assert full.unique().numel() > 1
+    lr_args = (p.min_level, p.max_level, heads.lr_box_pooler.canonical_box_size, p.canonical_level)
+    assert torch.equal(assign_boxes_to_levels([Boxes(b) for b in boxes_lr], *lr_args), full)
+    assert heads.lr_box_pooler is not heads.box_pooler
+    default = _heads()
+    assert default.lr_box_pooler is default.box_pooler
+
+
+def test_eval_sr_lr_runs_generator_on_lr_rois():
+    heads = _heads()
+    heads.eval()
+    heads.test_mode = "sr_lr"
+    calls = []
+    heads.generator.register_forward_hook(lambda m, i, o: calls.append(i[0]))
+    rec = _PoolerRecorder(heads.box_pooler)
+    feats = _features()
+    proposals, _ = _proposals_and_targets()
+    with torch.no_grad():
+        pred, _ = heads(None, feats, proposals)
+    x, boxes, roi = rec.calls[0]
+    assert x[0] is feats["p2" + LR_SUFFIX]
+    assert torch.equal(boxes[0], proposals[0].proposal_boxes.tensor * 0.5)
+    assert calls[0] is roi and len(pred) == 2

@@ -168,3 +168,21 @@ class TestFullToDouble(unittest.TestCase):
         cfg.MODEL.SRRCNN.PAIR = "double"
         with self.assertRaisesRegex(ValueError, "MODEL.SRRCNN.PAIR"):
             get_model_no_weights(cfg)
+
+
+def test_d_content_weight_reaches_the_backbone_through_generator_input():
+    cfg = _double_cfg()
+    cfg.MODEL.SRRCNN.D_CONTENT_WEIGHT = 0.5
+    torch.manual_seed(0)
+    model = get_model_no_weights(cfg)
+    model.train()
+    with EventStorage():
+        losses = model(tiny_inputs(2, size=(64, 80)))
+    torch.testing.assert_close(losses["loss_content_d"], 0.5 * losses["loss_G_content"])
+    losses["loss_content_d"].backward()
+    stem = model.backbone.bottom_up.stem.conv1.weight
+    assert stem.grad is not None and stem.grad.abs().sum() > 0
+    assert "loss_content_d" not in get_model_no_weights(_double_cfg()).roi_heads.gan_losses(
+        *[torch.zeros(0, 32, 7, 7)] * 2, torch.zeros(0), torch.zeros(0),
+        {"loss_cls": torch.zeros(()), "loss_box_reg": torch.zeros(())},
+        {"loss_cls": torch.zeros(()), "loss_box_reg": torch.zeros(())})

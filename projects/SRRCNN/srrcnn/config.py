@@ -37,6 +37,11 @@ def add_srrcnn_config(cfg):
     _C.MODEL.SRRCNN.X2.MAX_CROPS_PER_IMAGE = 4
     _C.MODEL.SRRCNN.X2.MAX_GT_SIZE = 32.0
 
+    # FPN level RoI_LR is pooled from (a diagnostic of the thesis pair): "scaled_box" (§2.4:
+    # the level the pooler picks for the 0.5x box, usually one lower than the full box's) or
+    # "full_box" (the level of the full-resolution box, in the 0.5x pyramid).
+    _C.MODEL.SRRCNN.LR_POOL_LEVEL = "scaled_box"
+
     # Generator G_w (§2.5): turns RoI_LR (C x P x P) into super-resolved features of the same
     # shape. Built from the SRRCNN_GENERATOR registry.
     _C.MODEL.SRRCNN.GENERATOR = CN()
@@ -56,11 +61,20 @@ def add_srrcnn_config(cfg):
     # RoI_LR, and G(RoI_HR) at test stays near RoI_HR. Thesis: no (its last layer is a plain
     # conv, which this keeps); off by default.
     _C.MODEL.SRRCNN.GENERATOR.INPUT_SKIP = False
+    # Which statistics G's batch norms use at test: "running" (those of training, i.e. of the
+    # RoIs G trained on) or "batch" (those of the RoIs G is applied to, recomputed on every
+    # test batch; a diagnostic of the thesis pair, whose G trains on 0.5x RoIs only).
+    _C.MODEL.SRRCNN.GENERATOR.TEST_NORM_STATS = "running"
 
     # Loss weights (§3). Adversarial terms of G and D: 0.001, from SRGAN.
     _C.MODEL.SRRCNN.ADV_WEIGHT = 0.001
     # Content loss MSE(G(RoI_LR), RoI_HR) in G's objective.
     _C.MODEL.SRRCNN.CONTENT_WEIGHT = 1.0
+    # > 0: the content loss is also a term of D's objective with this weight, so that its
+    # gradient reaches the backbone through G's input: the features G reads learn to carry what
+    # G needs to reproduce its target (feature imitation, as in Noh et al. 2019). 0: thesis
+    # (the content loss trains G only).
+    _C.MODEL.SRRCNN.D_CONTENT_WEIGHT = 0.0
     # How the content loss is reduced: "mean" (per-element MSE, as SRGAN; default) or
     # "sum_per_roi" ((1/N) sum_i ||G(LR_i) - HR_i||^2 literally: "mean" x C*P*P).
     _C.MODEL.SRRCNN.CONTENT_REDUCTION = "mean"
@@ -93,7 +107,8 @@ def add_srrcnn_config(cfg):
     # of its ground-truth box (of the proposal for background RoIs) in input pixels, so that
     # G learns small-object detail first. 0: uniform weights (thesis).
     _C.MODEL.SRRCNN.G_SIZE_WEIGHT_REF = 0.0
-    # Test-time box path (§5, thesis Table 4): "sr" sends the full-resolution RoI features
+    # Test-time box path (§5, thesis Table 4). "sr_lr" is a diagnostic of the thesis pair: G
+    # on RoI_LR, its training input, from a 0.5x pass that then runs at test too. "sr" sends the full-resolution RoI features
     # through G before D's box head and predictor (thesis); "hr" skips G (plain Mask R-CNN
     # head); "size_aware" runs the plain head, then G only on the RoIs that SIZE_AWARE below
     # selects, and merges both passes' predictions for them (default: G's test-time cost is

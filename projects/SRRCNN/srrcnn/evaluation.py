@@ -13,12 +13,13 @@ logger = logging.getLogger(__name__)
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # MODEL.SRRCNN.TEST_MODE values, as named in tables
 TEST_MODE_NAMES = {"sr": "with G (sr)", "hr": "without G (hr)",
-                   "size_aware": "size-aware G (size_aware)"}
+                   "size_aware": "size-aware G (size_aware)",
+                   "sr_lr": "with G on 0.5x RoIs (sr_lr)"}
 
 
 @contextmanager
 def test_mode(model, mode: str):
-    """Temporarily set the ROI heads' test mode ("sr", "hr" or "size_aware") of an SR-RCNN model."""
+    """Temporarily set the ROI heads' test mode (TEST_MODE_NAMES) of an SR-RCNN model."""
     heads = getattr(model, "module", model).roi_heads
     old = heads.test_mode
     heads.test_mode = mode

@@ -1,6 +1,9 @@
 # -*- coding: utf-8 -*-
 """The generator G_w of SR-RCNN: low-resolution RoI features -> super-resolved RoI features."""
+import contextlib
+
 import fvcore.nn.weight_init as weight_init
+
 import torch
 from torch import nn
 
@@ -63,7 +66,8 @@ class SRResNetGenerator(nn.Module):
 
     @configurable
     def __init__(self, input_shape: ShapeSpec, *, num_blocks: int, width: int,
-                 norm: str = "BN", activation: str = "prelu", input_skip: bool = False):
+                 norm: str = "BN", activation: str = "prelu", input_skip: bool = False,
+                 test_norm_stats: str = "running"):
         """
         Args:
             input_shape: ShapeSpec(channels=C, height=P, width=P) of the RoI features.
@@ -73,6 +77,8 @@ class SRResNetGenerator(nn.Module):
             activation: "prelu", "relu" or "leaky_relu".
             input_skip: return x + tail(...) (global residual learning, as VDSR) instead of
                 tail(...); the output stays linear either way.
+            test_norm_stats: "running", or "batch": in eval mode the batch norms normalise
+                with the statistics of the input batch (running statistics untouched).
         """
         super().__init__()
         channels = input_shape.channels
@@ -87,6 +93,10 @@ class SRResNetGenerator(nn.Module):
         # the linear tail: no norm, no activation
         self.tail = nn.Conv2d(width, channels, 3, padding=1)
         self.input_skip = input_skip
+        if test_norm_stats not in ("running", "batch"):
+            raise ValueError("MODEL.SRRCNN.GENERATOR.TEST_NORM_STATS must be 'running' or 'batch', "
+                             f"got {test_norm_stats!r}")
+        self.test_norm_stats = test_norm_stats
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 weight_init.c2_msra_fill(m)
@@ -95,12 +105,31 @@ class SRResNetGenerator(nn.Module):
     def from_config(cls, cfg, input_shape):
         g = cfg.MODEL.SRRCNN.GENERATOR
         return {"input_shape": input_shape, "num_blocks": g.NUM_BLOCKS, "width": g.WIDTH,
-                "norm": g.NORM, "activation": g.ACTIVATION, "input_skip": g.INPUT_SKIP}
+                "norm": g.NORM, "activation": g.ACTIVATION, "input_skip": g.INPUT_SKIP,
+                "test_norm_stats": g.TEST_NORM_STATS}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(R, C, P, P) -> (R, C, P, P)."""
-        out = self.tail(self.blocks(self.head(x)))
+        with self._norm_statistics():
+            out = self.tail(self.blocks(self.head(x)))
         return x + out if self.input_skip else out
+
+    @contextlib.contextmanager
+    def _norm_statistics(self):
+        """With test_norm_stats "batch" in eval mode: batch norms use the batch's statistics."""
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if self.training or self.test_norm_stats == "running" or not norms:
+            yield
+            return
+        for m in norms:  # training mode without tracking: batch statistics, buffers untouched
+            m.train()
+            m.track_running_stats = False
+        try:
+            yield
+        finally:
+            for m in norms:
+                m.eval()
+                m.track_running_stats = True
 
     @property
     def output_shape(self) -> ShapeSpec:

@@ -88,6 +88,27 @@ class SRRCNN(GeneralizedRCNN):
                    x2_max_gt_size=sr.X2.MAX_GT_SIZE)
         return ret
 
+    def inference(self, batched_inputs: List[Dict[str, torch.Tensor]], *args, **kwargs):
+        """
+        GeneralizedRCNN's inference; in the diagnostic test mode "sr_lr" the backbone's output
+        also holds the 0.5x pyramid (names + LR_SUFFIX), made as in training.
+        """
+        if self.roi_heads.test_mode != "sr_lr":
+            return super().inference(batched_inputs, *args, **kwargs)
+
+        def add_lr_pyramid(backbone, args, features):
+            handle.remove()  # the 0.5x pass below must not call this hook again
+            lr_images = downsample_batch(args[0], self.lr_scale, self.lr_resize,
+                                         backbone.size_divisibility)
+            features.update({k + LR_SUFFIX: v for k, v in backbone(lr_images).items()})
+            return features
+
+        handle = self.backbone.register_forward_hook(add_lr_pyramid)
+        try:
+            return super().inference(batched_inputs, *args, **kwargs)
+        finally:
+            handle.remove()
+
     def forward(self, batched_inputs: List[Dict[str, torch.Tensor]]):
         """
         Args and returns: as :meth:`GeneralizedRCNN.forward`. In training the dict of losses

@@ -1,5 +1,6 @@
 # -*- coding: utf-8 -*-
 """SR-RCNN's ROI heads: RoI_HR and RoI_LR from one ROIPooler, the generator, the GAN losses."""
+import copy
 from typing import Dict, List, Tuple
 
 import torch
@@ -23,9 +24,11 @@ from .x2_crops import X2_SCALE, X2_SUFFIX, X2_WINDOWS, assign_to_windows
 LR_SUFFIX = "_lr"
 # Loss names that start with this prefix form G's objective; all others form D's.
 G_LOSS_PREFIX = "loss_G_"
-TEST_MODES = ("sr", "hr", "size_aware")
+# "sr_lr" is a diagnostic of the thesis pair: G on RoI_LR of a 0.5x pass run at test too
+TEST_MODES = ("sr", "hr", "size_aware", "sr_lr")
 # what G maps (MODEL.SRRCNN.PAIR): RoI_LR -> RoI_HR (thesis), or RoI_HR -> RoI of a 2x pass
 PAIRS = ("half_to_full", "full_to_double")
+LR_POOL_LEVELS = ("scaled_box", "full_box")
 SIZE_AWARE_MERGES = ("mean", "replace")
 
 
@@ -56,7 +59,8 @@ class SRROIHeads(StandardROIHeads):
                  g_size_weight_ref: float = 0.0, size_aware_max_size: float = 64.0,
                  size_aware_min_score: float = 0.05, size_aware_max_rois: int = 100,
                  size_aware_merge: str = "mean", d_through_g: bool = True,
-                 pair: str = "half_to_full", d_sr_task_weight: float = -1.0, **kwargs):
+                 pair: str = "half_to_full", d_sr_task_weight: float = -1.0,
+                 lr_box_pooler=None, d_content_weight: float = 0.0, **kwargs):
         """
         Args:
             generator: maps (R, C, P, P) RoI features to the same shape.
@@ -76,6 +80,9 @@ class SRROIHeads(StandardROIHeads):
             d_through_g: D's loss on G(RoI_LR) reaches the backbone through G's input
                 (thesis); False detaches G's input (G's own objective is unaffected).
             d_sr_task_weight: weight of D's task terms on G's output; < 0: d_task_weight.
+            d_content_weight: > 0: the content loss also in D's objective with this weight
+                (``loss_content_d``), reaching the backbone through G's input; 0: thesis.
+            lr_box_pooler: pools RoI_LR; None: the box pooler (the FPN level of the scaled box).
             pair: one of PAIRS. "full_to_double": G's input is RoI_HR of the sampled proposals
                 inside the 2x crops' windows (:mod:`srrcnn.x2_crops`), its target and D's
                 "real" samples the same boxes pooled from the crops' pyramid.
@@ -111,6 +118,8 @@ class SRROIHeads(StandardROIHeads):
         self.size_aware_merge = size_aware_merge
         self.d_through_g = d_through_g
         self.pair = pair
+        self.lr_box_pooler = lr_box_pooler or self.box_pooler
+        self.d_content_weight = d_content_weight
         self.d_sr_task_weight = d_task_weight if d_sr_task_weight < 0 else d_sr_task_weight
 
     @classmethod
@@ -127,7 +136,8 @@ class SRROIHeads(StandardROIHeads):
                    size_aware_min_score=sr.SIZE_AWARE.MIN_SCORE,
                    size_aware_max_rois=sr.SIZE_AWARE.MAX_ROIS_PER_IMAGE,
                    size_aware_merge=sr.SIZE_AWARE.MERGE, d_through_g=sr.D_THROUGH_G,
-                   pair=sr.PAIR, d_sr_task_weight=sr.D_SR_TASK_WEIGHT)
+                   pair=sr.PAIR, d_sr_task_weight=sr.D_SR_TASK_WEIGHT,
+                   d_content_weight=sr.D_CONTENT_WEIGHT)
         return ret
 
     @classmethod
@@ -138,6 +148,14 @@ class SRROIHeads(StandardROIHeads):
         res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
         channels = input_shape[ret["box_in_features"][0]].channels
         ret["generator"] = build_generator(cfg, ShapeSpec(channels=channels, height=res, width=res))
+        if cfg.MODEL.SRRCNN.LR_POOL_LEVEL not in LR_POOL_LEVELS:
+            raise ValueError(f"MODEL.SRRCNN.LR_POOL_LEVEL must be one of {LR_POOL_LEVELS}, "
+                             f"got {cfg.MODEL.SRRCNN.LR_POOL_LEVEL!r}")
+        if cfg.MODEL.SRRCNN.LR_POOL_LEVEL == "full_box":
+            # level = canonical_level + log2(sqrt(area) / canonical size): with the canonical
+            # size scaled too, the scaled box gets the level of the full-resolution box
+            ret["lr_box_pooler"] = copy.deepcopy(ret["box_pooler"])
+            ret["lr_box_pooler"].canonical_box_size *= cfg.MODEL.SRRCNN.LR_SCALE
         return ret
 
     def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
@@ -163,8 +181,7 @@ class SRROIHeads(StandardROIHeads):
         else:
             g_idx, g_proposals = self.select_generator_rois(proposals)
             with record_function("srrcnn.roi_pool_lr"):
-                roi_in = self.box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
-                                         [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in g_proposals])
+                roi_in = self.pool_lr(features, g_proposals)
             roi_target = roi_hr[g_idx]
         if not self.d_through_g:
             roi_in = roi_in.detach()
@@ -274,11 +291,19 @@ class SRROIHeads(StandardROIHeads):
         side = cat(areas).clamp(min=1e-6).sqrt()
         return (self.g_size_weight_ref / side).clamp(max=1.0)
 
+    def pool_lr(self, features: Dict[str, torch.Tensor], proposals: List[Instances]) -> torch.Tensor:
+        """RoI_LR (R, C, P, P): the proposals' boxes x lr_scale from the 0.5x pyramid."""
+        return self.lr_box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
+                                  [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in proposals])
+
     def _inference_with_generator(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
-        """Test modes "sr" (G on every RoI) and "size_aware" (G on the selected RoIs)."""
+        """Test modes "sr" (G on every RoI), "sr_lr" (G on every RoI_LR) and "size_aware"."""
         hr = [features[f] for f in self.box_in_features]
-        roi = self.box_pooler(hr, [x.proposal_boxes for x in proposals])  # (R, C, P, P)
-        if self.test_mode == "sr":
+        if self.test_mode == "sr_lr":
+            roi = self.pool_lr(features, proposals)
+        else:
+            roi = self.box_pooler(hr, [x.proposal_boxes for x in proposals])  # (R, C, P, P)
+        if self.test_mode in ("sr", "sr_lr"):
             with record_function("srrcnn.generator"):
                 roi = self.generator(roi)
             predictions = self.box_predictor(self.box_head(roi))
@@ -377,8 +402,10 @@ class SRROIHeads(StandardROIHeads):
             * generator_adversarial_loss(adv_sr, self.adv_loss, weights),
             G_LOSS_PREFIX + "cls": g_w * sr_losses["loss_cls"],
             G_LOSS_PREFIX + "box_reg": g_w * sr_losses["loss_box_reg"],
-            # the target RoI_HR is detached: content loss trains G only (and is in G's objective)
-            G_LOSS_PREFIX + "content": self.content_weight
-            * content_loss(roi_sr, roi_hr.detach(), self.content_reduction, weights),
         }
+        # the target RoI_HR is detached: in G's objective the content loss trains G only
+        content = content_loss(roi_sr, roi_hr.detach(), self.content_reduction, weights)
+        losses[G_LOSS_PREFIX + "content"] = self.content_weight * content
+        if self.d_content_weight > 0:  # and through G's input, the backbone
+            losses["loss_content_d"] = self.d_content_weight * content
         return losses
