@@ -247,6 +247,51 @@ def bench_inference(args, base_cfg, sr_cfg):
             "infer_size_aware_ratio": med["sr_rcnn_size_aware"] / med["mask_rcnn"]}
 
 
+def bench_upscale(args, base_cfg):
+    """
+    The cost of the ceiling (issue 12): Mask R-CNN trained and tested on images at 2x
+    (2 * --size) against the same Mask R-CNN at 1x, the same initial weights, interleaved.
+    """
+    big = base_cfg.clone()
+    big.merge_from_list(["INPUT.MIN_SIZE_TRAIN", f"({2 * args.size},)", "INPUT.MAX_SIZE_TRAIN",
+                         str(2 * args.size), "INPUT.MIN_SIZE_TEST", str(2 * args.size),
+                         "INPUT.MAX_SIZE_TEST", str(2 * args.size)])
+    cfgs = {"mask_rcnn_1x": base_cfg, "mask_rcnn_2x": big}
+    models = {}
+    for name, cfg in cfgs.items():
+        seed_all_rng(0)  # the same initial weights at both sizes
+        models[name] = build_model(cfg)
+        deltas = models[name].proposal_generator.rpn_head.anchor_deltas  # as build_pair
+        torch.nn.init.zeros_(deltas.weight), torch.nn.init.zeros_(deltas.bias)
+    trainers = {k: make_trainer(cfgs[k], m, train_batches(cfgs[k], args.iters + args.warmup))
+                for k, m in models.items()}
+    images = {k: list(itertools.islice(iter(build_detection_test_loader(
+        cfg, args.dataset, mapper=CheckedDatasetMapper(cfg, False))), args.images + args.warmup))
+        for k, cfg in cfgs.items()}
+    train, infer = {k: [] for k in cfgs}, {k: [] for k in cfgs}
+    with EventStorage(0) as storage:
+        for i in range(args.iters + args.warmup):
+            for name, tr in trainers.items():  # interleaved
+                tr.storage, tr.iter = storage, i
+                t = timed(tr.run_step, args.device)
+                if i >= args.warmup:
+                    train[name].append(t)
+    for m in models.values():
+        m.eval()
+    with torch.no_grad():
+        for i in range(args.images + args.warmup):
+            for name, m in models.items():
+                t = timed(lambda: m(images[name][i]), args.device)
+                if i >= args.warmup:
+                    infer[name].append(t)
+    print(f"== upscale: Mask R-CNN at {2 * args.size} px against {args.size} px, same weights")
+    for k in cfgs:
+        print(summary(f"{k} train iteration", train[k]) + "; " + summary("inference", infer[k]))
+    med = {k: (statistics.median(train[k]), statistics.median(infer[k])) for k in cfgs}
+    return {"upscale_train_ratio": med["mask_rcnn_2x"][0] / med["mask_rcnn_1x"][0],
+            "upscale_infer_ratio": med["mask_rcnn_2x"][1] / med["mask_rcnn_1x"][1]}
+
+
 def label(obj, method, name):
     """Run `obj.<method>` (e.g. a module's forward) inside a profiler range called `name`."""
     fn = getattr(obj, method)
@@ -335,7 +380,8 @@ def parser():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dataset", default="srrcnn_shapes_train", help="registered dataset for the batches")
     p.add_argument("--what", default="train,memory,inference,breakdown",
-                   help="comma list of: train, memory, inference, breakdown")
+                   help="comma list of: train, memory, inference, breakdown, upscale (Mask R-CNN "
+                   "at 2x the size against 1x: the cost of the ceiling)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for SR-RCNN (KEY VALUE ...)")
     return p
@@ -365,7 +411,7 @@ def main(argv=None):
     ratios = {}
     steps = {"train": lambda: bench_train(args, base_cfg, sr_cfg), "memory": lambda: bench_memory(args),
              "inference": lambda: bench_inference(args, base_cfg, sr_cfg),
-             "breakdown": lambda: bench_breakdown(args)}
+             "breakdown": lambda: bench_breakdown(args), "upscale": lambda: bench_upscale(args, base_cfg)}
     for what in args.what.split(","):
         if what not in steps:
             raise SystemExit(f"--what: unknown {what!r}; choose from {', '.join(steps)}")

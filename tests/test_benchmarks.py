@@ -52,3 +52,13 @@ def test_unknown_measurement():
     res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY + ["--what", "speed"],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode != 0 and "unknown 'speed'" in res.stderr
+
+
+def test_upscale_measures_mask_rcnn_at_twice_the_size():
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY
+                         + ["--what", "upscale"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "== upscale: Mask R-CNN at 192 px against 96 px" in res.stdout
+    ratios = dict(kv.split("=") for kv in res.stdout.strip().splitlines()[-1].split())
+    assert set(ratios) == {"upscale_train_ratio", "upscale_infer_ratio"}
+    assert all(float(v) > 0 for v in ratios.values())
