@@ -222,9 +222,8 @@ def test_import_registers_defaults_and_generates_nothing(tmp_path):
 
 def test_soft_names_registered(tmp_path, monkeypatch, catalog_names):
     """The srrcnn_shapes_soft_* twins: same splits as the defaults, own cache folder, loadable."""
-    assert [name for name, _ in datasets.SOFT_SHAPES] == [
-        f"srrcnn_shapes_soft_{s}" for s in ("train", "val", "tiny_train", "tiny_val")
-    ]
+    splits = ("train", "val", "pretrain", "tiny_train", "tiny_val", "tiny_pretrain")
+    assert [name for name, _ in datasets.SOFT_SHAPES] == [f"srrcnn_shapes_soft_{s}" for s in splits]
     for (name, args), (soft_name, soft_args) in zip(datasets.DEFAULT_SHAPES, datasets.SOFT_SHAPES):
         params = MetadataCatalog.get(name).srrcnn_shapes
         soft_params = MetadataCatalog.get(soft_name).srrcnn_shapes

@@ -193,8 +193,10 @@ def test_report_only_runs_nothing(fake, tmp_path, capsys):
     assert "1 of 2" in text
 
 
-def test_dry_run_prints_commands_and_writes_nothing(fake, tmp_path, capsys):
-    code, out = fake("--seeds", "0", "--dry-run", "SOLVER.IMS_PER_BATCH", "2", capsys=capsys)
+@pytest.mark.parametrize("pretrain", [[], ["--pretrain-budget", "0"]])
+def test_dry_run_prints_commands_and_writes_nothing(fake, tmp_path, capsys, pretrain):
+    code, out = fake("--seeds", "0", "--dry-run", *pretrain, "SOLVER.IMS_PER_BATCH", "2",
+                     capsys=capsys)
     assert code == 0
     lines = out.strip().splitlines()
     assert len(lines) == 4 and all(run_evidence.TRAIN_NET in l for l in lines)
@@ -203,10 +205,94 @@ def test_dry_run_prints_commands_and_writes_nothing(fake, tmp_path, capsys):
     assert not (tmp_path / "out").exists() and not (tmp_path / "docs").exists()
 
 
+def test_from_scratch_commands_and_manifest_as_before(fake, tmp_path, capsys):
+    """--pretrain-budget 0 (the default): no MODEL.WEIGHTS to train, no new manifest key, so the
+    run.json of runs made before the option still match."""
+    assert fake("--seeds", "0", "--pretrain-budget", "0", capsys=capsys)[0] == 0
+    run = tmp_path / "out" / "sr_rcnn" / "seed0"
+    manifest = json.loads((run / "run.json").read_text())
+    assert set(manifest) == {"variant", "seed", "config", "budget", "train_dataset",
+                             "test_dataset", "register_coco", "modes", "opts", "train_command",
+                             "eval_command"}
+    config = os.path.join(REPO_ROOT, run_evidence.VARIANTS["sr_rcnn"]["config"])
+    assert manifest["train_command"][1:] == [
+        run_evidence.TRAIN_NET, "--config-file", config, "--resume", *manifest["opts"],
+        "DATASETS.TEST", "()", "OUTPUT_DIR", str(run)]
+    assert not (tmp_path / "out" / "pretrain").exists()
+    assert "Protocol: from scratch." in (tmp_path / "docs" / "RESULTS.md").read_text()
+
+
+def test_pretrain_once_per_seed_reused_and_checked(fake, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["--seeds", "0", "1", "--jobs", "2", "--pretrain-budget", "4",
+            "--pretrain-dataset", "srrcnn_shapes_tiny_pretrain"]
+    code, log = fake(*args, "--dry-run", capsys=capsys)
+    lines = log.strip().splitlines()
+    assert code == 0 and len(lines) == 2 + 8 and not out.exists()
+    assert [l.split()[-1] for l in lines[:2]] == [str(out / "pretrain" / f"seed{s}")
+                                                  for s in (0, 1)]
+
+    code, log = fake(*args, capsys=capsys)
+    assert code == 0, log
+    assert log.count("[start] pretrain/seed") == 2
+    weights = {s: str(out / "pretrain" / f"seed{s}" / "model_final.pth") for s in (0, 1)}
+    pretrain = json.loads((out / "pretrain" / "seed1" / "run.json").read_text())
+    opts = dict(zip(pretrain["opts"][::2], pretrain["opts"][1::2]))
+    assert pretrain["config"] == run_evidence.PRETRAIN_CONFIG and pretrain["budget"] == 4
+    assert (opts["SEED"], opts["SOLVER.MAX_ITER"]) == ("1", "4")
+    assert opts["DATASETS.TRAIN"] == '("srrcnn_shapes_tiny_pretrain",)'
+    assert "MODEL.WEIGHTS" not in pretrain["train_command"]
+    for name in ("mask_rcnn", "sr_rcnn"):
+        for s in (0, 1):
+            # a seed's runs start once its pretraining is done, from its weights
+            assert log.index(f"[done]  pretrain/seed{s}") < log.index(f"[start] {name}/seed{s}")
+            manifest = json.loads((out / name / f"seed{s}" / "run.json").read_text())
+            assert manifest["pretrain"] == dict(budget=4, dataset="srrcnn_shapes_tiny_pretrain",
+                                                config=run_evidence.PRETRAIN_CONFIG,
+                                                weights=weights[s])
+            train, evaluate = manifest["train_command"], manifest["eval_command"]
+            assert train[train.index("MODEL.WEIGHTS") + 1] == weights[s]
+            assert evaluate[evaluate.index("MODEL.WEIGHTS") + 1].endswith(f"{name}/seed{s}/"
+                                                                          "model_final.pth")
+    text = (tmp_path / "docs" / "RESULTS.md").read_text()
+    assert ("Protocol: fine-tuned from a Mask R-CNN pretrained for 4 iterations on "
+            "`srrcnn_shapes_tiny_pretrain` (one per seed).") in text
+
+    mtime = os.stat(weights[1]).st_mtime_ns
+    for f in ("model_final.pth", "eval/eval_results.json"):
+        os.remove(out / "sr_rcnn" / "seed1" / f)
+    code, log = fake(*args, capsys=capsys)  # retrains that run from the same pretraining
+    assert code == 0, log
+    assert "[skip]  pretrain/seed1: already trained" in log and "[start] pretrain" not in log
+    assert "[start] sr_rcnn/seed1: train" in log and os.stat(weights[1]).st_mtime_ns == mtime
+
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    for other, needle in ((["--pretrain-budget", "5"], "budget: was 4, now 5"),
+                          (["--pretrain-budget", "0"], "pretrain: was {")):
+        with pytest.raises(SystemExit) as e:
+            fake(*args, *other, capsys=capsys)
+        assert needle in str(e.value) and "another --out" in str(e.value)
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_failed_pretraining_fails_only_its_seed(fake, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "pretrain/seed1")
+    code, log = fake("--seeds", "0", "1", "--pretrain-budget", "4", capsys=capsys)
+    assert code == 1 and log.count("[start] pretrain/seed1") == 1
+    assert "pretrain/seed1: train failed (exit code 1)" in log
+    assert "mask_rcnn/seed1: not trained: its pretraining pretrain/seed1 failed" in log
+    assert not (tmp_path / "out" / "sr_rcnn" / "seed1" / "model_final.pth").exists()
+    assert (tmp_path / "out" / "sr_rcnn" / "seed0" / "eval" / "eval_results.json").is_file()
+
+
 @pytest.mark.parametrize("args, needles", [
-    (["--variants", "mask_rcnn,nope"], ["'nope'", "known: mask_rcnn, sr_rcnn, sr_rcnn_thesis"]),
+    (["--variants", "mask_rcnn,nope"], ["'nope'", "known: " + ", ".join(run_evidence.VARIANTS)]),
     (["--baseline", "nope"], ["'nope'", "known:"]),
     (["SEED", "3"], ["['SEED']", "harness"]),
+    (["MODEL.WEIGHTS", "model.pth"], ["['MODEL.WEIGHTS']", "harness"]),
+    (["--pretrain-budget", "-1"], ["--pretrain-budget >= 0"]),
+    (["--pretrain-budget", "2", "--pretrain-config", "configs/no_such.yaml"],
+     ["--pretrain-config", "configs/no_such.yaml"]),
     (["MODEL.MASK_ON"], ["KEY VALUE"]),
     (["--modes", "sr"], ["leaves variant mask_rcnn no test mode"]),
     (["--notes", "/no/such/notes.md"], ["/no/such/notes.md"]),
@@ -287,3 +373,34 @@ def test_tiny_real_runs_resume_skip_reevaluate(tmp_path, capsys, monkeypatch):
         run_evidence.main(["--budget", "3"] + args[2:])
     assert "budget: was 2, now 3" in str(e.value) and "another --out" in str(e.value)
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+
+def test_tiny_real_fine_tuning_starts_at_iteration_0_from_the_pretrained_weights(tmp_path, capsys,
+                                                                                   monkeypatch):
+    """SR-RCNN fine-tuned from a Mask R-CNN pretrained for more iterations than its own budget:
+    the weights load (the generator initialised fresh) and its schedule starts at iteration 0."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "out"
+    code = run_evidence.main([
+        "--budget", "2", "--pretrain-budget", "3", "--seeds", "0", "--variants", "sr_rcnn",
+        "--modes", "hr", "--train-dataset", "srrcnn_shapes_tiny_train",
+        "--pretrain-dataset", "srrcnn_shapes_tiny_pretrain",
+        "--test-dataset", "srrcnn_shapes_tiny_val", "--out", str(out),
+        "--docs-dir", str(tmp_path / "docs"), "--num-workers", "0", *TINY])
+    log = capsys.readouterr().out
+    assert code == 0, log
+    assert log.count("[done]") == 3  # pretraining, training, evaluation
+    weights = out / "pretrain" / "seed0" / "model_final.pth"
+    pretrain_log = (out / "pretrain" / "seed0" / "train.log").read_text()
+    assert "Starting training from iteration 0" in pretrain_log
+    train_log = (out / "sr_rcnn" / "seed0" / "train.log").read_text()
+    assert f"Loading from {weights} ..." in train_log
+    assert "roi_heads.generator." in train_log  # reported as not in the checkpoint
+    assert "Starting training from iteration 0" in train_log
+
+    import torch
+
+    assert torch.load(weights, weights_only=True)["iteration"] == 2  # 3 iterations
+    final = torch.load(out / "sr_rcnn" / "seed0" / "model_final.pth", weights_only=True)
+    assert final["iteration"] == 1 and any(k.startswith("roi_heads.generator.")
+                                           for k in final["model"])

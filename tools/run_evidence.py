@@ -8,13 +8,21 @@ their last checkpoint. A run.json that differs from what would run now is an err
 differences to the baseline, per-seed numbers), DOCS/results.json and DOCS/results_ap_by_size.png
 are written from the complete runs.
 
+Protocol: from scratch (default), or with --pretrain-budget N fine-tuned: per seed, the harness
+first trains --pretrain-config (Mask R-CNN) for N iterations on --pretrain-dataset, a split
+separate from the train and test data, into OUT/pretrain/seed<k>/ (resumed and reused like the
+runs), and every run of that seed, baseline and SR-RCNN alike, starts from those weights
+(MODEL.WEIGHTS; its own schedule still starts at iteration 0).
+
   python tools/run_evidence.py --seeds 0 1 2 --budget 600 --jobs 2
+  python tools/run_evidence.py --seeds 0 1 2 --budget 600 --pretrain-budget 600 --jobs 2
   python tools/run_evidence.py --variants mask_rcnn,sr_rcnn --modes sr,hr --budget 2 --seeds 0 \
       --train-dataset srrcnn_shapes_tiny_train --test-dataset srrcnn_shapes_tiny_val \
       SOLVER.IMS_PER_BATCH 2            # trailing KEY VALUE pairs: applied to every run, last
 
-The harness sets SEED, OUTPUT_DIR, DATASETS.*, MODEL.DEVICE, DATALOADER.NUM_WORKERS and the
-schedule (SOLVER.MAX_ITER, STEPS, WARMUP_ITERS, CHECKPOINT_PERIOD, from --budget) itself.
+The harness sets SEED, OUTPUT_DIR, DATASETS.*, MODEL.DEVICE, DATALOADER.NUM_WORKERS,
+MODEL.WEIGHTS and the schedule (SOLVER.MAX_ITER, STEPS, WARMUP_ITERS, CHECKPOINT_PERIOD, from
+--budget or --pretrain-budget) itself.
 """
 import argparse
 import concurrent.futures
@@ -27,6 +35,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
@@ -39,6 +48,7 @@ from typing import Dict, List, Optional, Sequence
 _QUICK = "configs/quick_schedules/"
 _SR = _QUICK + "sr_rcnn_R_18_FPN_shapes_cpu.yaml"
 _MODES = ["sr", "hr", "size_aware"]
+_EV = "configs/evidence/"
 # G on 32 of the 128 sampled RoIs per image, foreground first (the default's 64 of 512 at COCO
 # scale would leave G too few RoIs on these small images)
 _G_SUBSET = ["MODEL.SRRCNN.G_ROIS_PER_IMAGE", "32", "MODEL.SRRCNN.G_POSITIVE_FRACTION", "0.75"]
@@ -46,11 +56,35 @@ VARIANTS = OrderedDict([
     ("mask_rcnn", dict(label="Mask R-CNN", config=_QUICK + "mask_rcnn_R_18_FPN_shapes_cpu.yaml",
                        opts=[], modes=["hr"])),
     ("mask_rcnn_x2_input", dict(label="Mask R-CNN, images at 2x (ceiling)",
-                                config="configs/evidence/mask_rcnn_x2_input.yaml", opts=[],
+                                config=_EV + "mask_rcnn_x2_input.yaml", opts=[],
                                 modes=["hr"])),
     ("sr_rcnn_double", dict(label="SR-RCNN (G: 1x -> 2x crops)",
-                            config="configs/evidence/sr_rcnn_full_to_double.yaml", opts=[],
+                            config=_EV + "sr_rcnn_full_to_double.yaml", opts=[],
                             modes=_MODES)),
+    ("sr_rcnn_double_imitate", dict(label="SR-RCNN (G: 1x -> 2x crops, imitation)",
+                                    config=_EV + "sr_rcnn_full_to_double_imitate.yaml", opts=[],
+                                    modes=_MODES)),
+    # issue 12's causes: the thesis pair (G on all RoIs) and one key changed per variant
+    ("sr_rcnn_thesis_cfg", dict(label="SR-RCNN thesis pair", config=_EV + "sr_rcnn_thesis.yaml",
+                                opts=[], modes=_MODES + ["sr_lr"])),
+    ("sr_rcnn_thesis_g_gn", dict(
+        label="SR-RCNN thesis pair, G with GN",
+        config=_EV + "sr_rcnn_thesis_g_gn.yaml", opts=[], modes=_MODES)),
+    ("sr_rcnn_thesis_g_no_norm", dict(
+        label="SR-RCNN thesis pair, G without norm",
+        config=_EV + "sr_rcnn_thesis_g_no_norm.yaml", opts=[], modes=_MODES)),
+    ("sr_rcnn_thesis_full_box_level", dict(
+        label="SR-RCNN thesis pair, RoI_LR at the full box's level",
+        config=_EV + "sr_rcnn_thesis_full_box_level.yaml", opts=[], modes=_MODES)),
+    ("sr_rcnn_thesis_sum_per_roi", dict(
+        label="SR-RCNN thesis pair, content loss sum per RoI",
+        config=_EV + "sr_rcnn_thesis_sum_per_roi.yaml", opts=[], modes=_MODES)),
+    ("sr_rcnn_thesis_d_sr_0", dict(
+        label="SR-RCNN thesis pair, D not trained on G's output",
+        config=_EV + "sr_rcnn_thesis_d_sr_0.yaml", opts=[], modes=_MODES)),
+    ("sr_rcnn_thesis_d_sr_half", dict(
+        label="SR-RCNN thesis pair, D weights HR 1, SR 0.5",
+        config=_EV + "sr_rcnn_thesis_d_sr_half.yaml", opts=[], modes=_MODES)),
     ("sr_rcnn", dict(label="SR-RCNN (G on 32 RoIs/img)", config=_SR, opts=_G_SUBSET, modes=_MODES)),
     ("sr_rcnn_thesis", dict(label="SR-RCNN (thesis: G on all RoIs)", config=_SR,
                             opts=["MODEL.SRRCNN.G_ROIS_PER_IMAGE", "0"], modes=_MODES)),
@@ -75,19 +109,23 @@ VARIANTS = OrderedDict([
                                              "MODEL.SRRCNN.G_SIZE_WEIGHT_REF", "32.0"], modes=_MODES)),
 ])
 
+# what --pretrain-budget trains, by default: the baseline's config
+PRETRAIN_CONFIG = VARIANTS["mask_rcnn"]["config"]
+PRETRAIN = "pretrain"  # its runs go to OUT/pretrain/seed<k>/
+
 logger = logging.getLogger("run_evidence")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_NET = os.path.join(REPO_ROOT, "train_net.py")
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # srrcnn.evaluation's (it imports torch)
 MODE_NAMES = {"sr": "with G (sr)", "hr": "without G (hr)",
-              "size_aware": "size-aware G (size_aware)"}
+              "size_aware": "size-aware G (size_aware)", "sr_lr": "with G on 0.5x RoIs (sr_lr)"}
 SIZE_KEYS = ("AP", "APs", "APm", "APl")
 TASKS = ("bbox", "segm")
 # set by the harness for every run; a variant's or the command line's opts may not set them
 HARNESS_KEYS = ("OUTPUT_DIR", "SEED", "SOLVER.MAX_ITER", "SOLVER.STEPS", "SOLVER.WARMUP_ITERS",
                 "SOLVER.CHECKPOINT_PERIOD", "DATASETS.TRAIN", "DATASETS.TEST", "MODEL.DEVICE",
-                "DATALOADER.NUM_WORKERS")
+                "DATALOADER.NUM_WORKERS", "MODEL.WEIGHTS")
 COMMAND_KEYS = ("train_command", "eval_command")  # informational: not compared on rerun
 TAIL_LINES = 20
 
@@ -107,36 +145,30 @@ def row_label(variant: Dict, mode: str) -> str:
     return f"{variant['label']} {MODE_NAMES.get(mode, mode)}"
 
 
-class Run:
-    """One (variant, seed): its folder, manifest and the train / eval commands."""
+def config_path(config: str) -> str:
+    """A config file given relative to the repository root (or absolute) as an absolute path."""
+    return config if os.path.isabs(config) else os.path.join(REPO_ROOT, config)
 
-    def __init__(self, name: str, variant: Dict, seed: int, args):
-        self.name, self.variant, self.seed = name, variant, seed
+
+class Job:
+    """A training in OUT/<name>/seed<k>/ whose settings (``manifest``) are kept in its run.json."""
+
+    def __init__(self, name: str, seed: int, config: str, opts: List[str], args,
+                 weights: Optional[str] = None):
+        """``opts``: the config overrides of the run (MODEL.WEIGHTS ``weights`` only to train)."""
+        self.name, self.seed = name, seed
         self.key = f"{name}/seed{seed}"
         self.dir = os.path.join(args.out, name, f"seed{seed}")
-        eval_dir = os.path.join(self.dir, "eval")
-        self.eval_json = os.path.join(eval_dir, "eval_results.json")
         self.final = os.path.join(self.dir, "model_final.pth")
-        opts = list(variant["opts"]) + list(args.opts) + ["SEED", str(seed)]
-        opts += schedule_opts(args.budget) + [
-            "DATASETS.TRAIN", f'("{args.train_dataset}",)', "MODEL.DEVICE", args.device,
-            "DATALOADER.NUM_WORKERS", str(args.num_workers)]
-        config = variant["config"]
-        config = config if os.path.isabs(config) else os.path.join(REPO_ROOT, config)
-        coco = [a for r in args.register_coco for a in ("--register-coco", *r)]
-        head = [sys.executable, TRAIN_NET, "--config-file", config]
-        train = head + ["--resume", *coco, *opts, "DATASETS.TEST", "()", "OUTPUT_DIR", self.dir]
-        evaluate = head + ["--eval-only", "--test-modes", ",".join(variant["modes"]), *coco, *opts,
-                           "MODEL.WEIGHTS", self.final, "OUTPUT_DIR", eval_dir,
-                           "DATASETS.TEST", f'("{args.test_dataset}",)']
-        self.manifest = dict(variant=name, seed=seed, config=variant["config"], budget=args.budget,
-                             train_dataset=args.train_dataset, test_dataset=args.test_dataset,
-                             register_coco=[list(r) for r in args.register_coco],
-                             modes=list(variant["modes"]), opts=opts,
-                             train_command=train, eval_command=evaluate)
+        self.coco = [a for r in args.register_coco for a in ("--register-coco", *r)]
+        self.head = [sys.executable, TRAIN_NET, "--config-file", config_path(config)]
+        start = ["MODEL.WEIGHTS", weights] if weights else []
+        self.train_command = self.head + ["--resume", *self.coco, *opts, *start,
+                                          "DATASETS.TEST", "()", "OUTPUT_DIR", self.dir]
+        self.manifest: Dict = {}
 
-    def state(self) -> str:
-        """"done" (evaluated), "eval" (trained) or "train"; SystemExit if made otherwise."""
+    def check(self) -> None:
+        """SystemExit if run.json differs from ``manifest`` or results lack a run.json."""
         path = os.path.join(self.dir, "run.json")
         if os.path.isfile(path):
             old = read_json(path)
@@ -151,6 +183,87 @@ class Run:
                  ("last_checkpoint", "model_final.pth", "eval")):
             raise SystemExit(f"{self.key}: {self.dir} holds results without a run.json; "
                              "use another --out")
+
+
+def train_opts(args, seed: int, budget: int, dataset: str) -> List[str]:
+    """What the harness sets for a training: SEED, the schedule, train data, device, workers."""
+    return ["SEED", str(seed)] + schedule_opts(budget) + [
+        "DATASETS.TRAIN", f'("{dataset}",)', "MODEL.DEVICE", args.device,
+        "DATALOADER.NUM_WORKERS", str(args.num_workers)]
+
+
+def pretrain_settings(args) -> Optional[Dict]:
+    """The pretraining every run starts from, as its manifest records it; None: from scratch."""
+    if not args.pretrain_budget:
+        return None
+    return dict(budget=args.pretrain_budget, dataset=args.pretrain_dataset,
+                config=args.pretrain_config)
+
+
+def protocol(args) -> str:
+    """How the runs start, for RESULTS.md."""
+    if not args.pretrain_budget:
+        return "from scratch"
+    model = ("a Mask R-CNN" if args.pretrain_config == PRETRAIN_CONFIG
+             else f"a `{args.pretrain_config}` model")
+    return (f"fine-tuned from {model} pretrained for {args.pretrain_budget} iterations on "
+            f"`{args.pretrain_dataset}` (one per seed)")
+
+
+class Pretrain(Job):
+    """One seed's pretraining (train only): its model_final.pth starts that seed's runs."""
+
+    def __init__(self, seed: int, args):
+        opts = list(args.opts) + train_opts(args, seed, args.pretrain_budget, args.pretrain_dataset)
+        super().__init__(PRETRAIN, seed, args.pretrain_config, opts, args)
+        self.manifest = dict(stage=PRETRAIN, seed=seed, config=args.pretrain_config,
+                             budget=args.pretrain_budget, train_dataset=args.pretrain_dataset,
+                             register_coco=[list(r) for r in args.register_coco], opts=opts,
+                             train_command=self.train_command)
+        self._lock, self._error = threading.Lock(), None
+
+    def state(self) -> str:
+        """"done" (trained) or "train"; SystemExit if made otherwise."""
+        self.check()
+        return "done" if os.path.isfile(self.final) else "train"
+
+    def ensure(self, env: Dict) -> str:
+        """Train unless trained, once: the seed's other runs wait; "" on success, else the error."""
+        with self._lock:
+            if self._error is None:
+                self._error = "" if os.path.isfile(self.final) else (
+                    _step(self, "train", self.train_command, env) or "")
+                if self._error:
+                    logger.error("[FAILED] %s", self._error)
+            return self._error
+
+
+class Run(Job):
+    """One (variant, seed): its folder, manifest and the train / eval commands."""
+
+    def __init__(self, name: str, variant: Dict, seed: int, args,
+                 pretrain: Optional[Pretrain] = None):
+        self.variant, self.pretrain = variant, pretrain
+        opts = list(variant["opts"]) + list(args.opts) + train_opts(
+            args, seed, args.budget, args.train_dataset)
+        super().__init__(name, seed, variant["config"], opts, args,
+                         weights=pretrain.final if pretrain else None)
+        eval_dir = os.path.join(self.dir, "eval")
+        self.eval_json = os.path.join(eval_dir, "eval_results.json")
+        evaluate = self.head + ["--eval-only", "--test-modes", ",".join(variant["modes"]),
+                                *self.coco, *opts, "MODEL.WEIGHTS", self.final, "OUTPUT_DIR",
+                                eval_dir, "DATASETS.TEST", f'("{args.test_dataset}",)']
+        self.manifest = dict(variant=name, seed=seed, config=variant["config"], budget=args.budget,
+                             train_dataset=args.train_dataset, test_dataset=args.test_dataset,
+                             register_coco=[list(r) for r in args.register_coco],
+                             modes=list(variant["modes"]), opts=opts,
+                             train_command=self.train_command, eval_command=evaluate)
+        if pretrain:  # absent from scratch: the manifests of such runs stay as they were
+            self.manifest["pretrain"] = dict(pretrain_settings(args), weights=pretrain.final)
+
+    def state(self) -> str:
+        """"done" (evaluated), "eval" (trained) or "train"; SystemExit if made otherwise."""
+        self.check()
         if os.path.isfile(self.eval_json):
             return "done"
         return "eval" if os.path.isfile(self.final) else "train"
@@ -172,7 +285,7 @@ def _clean(obj):
     return None if isinstance(obj, float) and not math.isfinite(obj) else obj
 
 
-def _step(run: Run, step: str, cmd: List[str], env: Dict) -> Optional[str]:
+def _step(run: Job, step: str, cmd: List[str], env: Dict) -> Optional[str]:
     """Run one train_net.py command, appending to <step>.log; None on success, else the error."""
     log = os.path.join(run.dir, f"{step}.log")
     logger.info("[start] %s: %s (log: %s)", run.key, step, log)
@@ -186,7 +299,7 @@ def _step(run: Run, step: str, cmd: List[str], env: Dict) -> Optional[str]:
     times = read_json(times_path) if os.path.isfile(times_path) else {}
     times[f"{step}_s"] = round(times.get(f"{step}_s", 0.0) + seconds, 1)  # summed over resumes
     write_json(times_path, times)
-    expected = run.final if step == "train" else run.eval_json
+    expected = run.final if step == "train" else run.eval_json  # a Run's eval
     if code == 0 and os.path.isfile(expected):
         logger.info("[done]  %s: %s in %.0f s", run.key, step, seconds)
         return None
@@ -197,9 +310,13 @@ def _step(run: Run, step: str, cmd: List[str], env: Dict) -> Optional[str]:
 
 
 def execute(run: Run, env: Dict) -> Optional[str]:
-    """Train (resuming) if needed, then evaluate; None on success, else the error message."""
+    """Pretrain (once per seed) and train (resuming) if needed, then evaluate; None on success,
+    else the error message."""
     try:
         if run.state() == "train":
+            if run.pretrain and run.pretrain.ensure(env):
+                return (f"{run.key}: not trained: its pretraining {run.pretrain.key} failed; "
+                        f"log: {os.path.join(run.pretrain.dir, 'train.log')}")
             err = _step(run, "train", run.manifest["train_command"], env)
             if err:
                 return err
@@ -280,9 +397,10 @@ def markdown(info: Dict, summary, vs, seeds, chart: Optional[str], notes: Option
     out = ["# SR-RCNN evidence: results over seeds", "",
            f"Generated by `{shlex.join(info['command'])}` (rerun it to reproduce; finished runs "
            f"are reused). Date: {info['date']}. Device: {info['device']}. Budget: "
-           f"{info['budget']} iterations per run. Train: `{info['train_dataset']}`, test: "
-           f"`{info['test_dataset']}`. Seeds: {', '.join(map(str, seeds))}. Cells: mean ± sample "
-           "std over seeds (COCO AP, %); n: seeds with a complete run.", ""]
+           f"{info['budget']} iterations per run. Protocol: {info['protocol']}. Train: "
+           f"`{info['train_dataset']}`, test: `{info['test_dataset']}`. Seeds: "
+           f"{', '.join(map(str, seeds))}. Cells: mean ± sample std over seeds (COCO AP, %); "
+           "n: seeds with a complete run.", ""]
     for task in TASKS:
         out += [f"## {task} AP", "", "| | " + " | ".join(AP_KEYS) + " | n |",
                 "|---|" + "---|" * (len(AP_KEYS) + 1)]
@@ -397,6 +515,13 @@ def parse_args(argv):
                    "first variant chosen, its first test mode)")
     p.add_argument("--train-dataset", default="srrcnn_shapes_train")
     p.add_argument("--test-dataset", default="srrcnn_shapes_val")
+    p.add_argument("--pretrain-budget", type=int, default=0, metavar="N",
+                   help="fine-tune every run from a model pretrained for N iterations, one per "
+                   "seed (into OUT/pretrain/seed<k>/); 0: train from scratch")
+    p.add_argument("--pretrain-dataset", default="srrcnn_shapes_pretrain",
+                   help="what --pretrain-budget trains on")
+    p.add_argument("--pretrain-config", default=PRETRAIN_CONFIG,
+                   help="what --pretrain-budget trains (relative to the repository root)")
     p.add_argument("--register-coco", nargs=3, action="append", default=[],
                    metavar=("NAME", "JSON", "IMAGE_DIR"), help="passed on to train_net.py")
     p.add_argument("--out", default="output/evidence", help="runs go to OUT/<variant>/seed<k>/")
@@ -426,8 +551,10 @@ def parse_args(argv):
         fixed = [k for k in opts[::2] if k in HARNESS_KEYS]
         if fixed:
             p.error(f"{name} opts set {fixed}: the harness sets these (see --budget, --seeds, ...)")
-    if args.budget < 1 or args.jobs < 1 or not args.seeds:
-        p.error("--budget and --jobs must be >= 1, --seeds not empty")
+    if args.budget < 1 or args.jobs < 1 or args.pretrain_budget < 0 or not args.seeds:
+        p.error("--budget and --jobs must be >= 1, --pretrain-budget >= 0, --seeds not empty")
+    if args.pretrain_budget and not os.path.isfile(config_path(args.pretrain_config)):
+        p.error(f"--pretrain-config: config file not found: {config_path(args.pretrain_config)}")
     return p, args
 
 
@@ -438,7 +565,7 @@ def select_variants(p, args) -> Dict[str, Dict]:
     for name in args.variants:
         v = dict(VARIANTS[name])
         v["modes"] = [m for m in v["modes"] if keep is None or m in keep]
-        config = v["config"] if os.path.isabs(v["config"]) else os.path.join(REPO_ROOT, v["config"])
+        config = config_path(v["config"])
         if not v["modes"]:
             p.error(f"--modes {args.modes} leaves variant {name} no test mode (it has "
                     f"{VARIANTS[name]['modes']})")
@@ -472,10 +599,20 @@ def _main(argv: List[str]) -> int:
     variants = select_variants(p, args)
     if args.notes and not os.path.isfile(args.notes):
         p.error(f"--notes file not found: {args.notes}")
-    # variant by variant: with --jobs, the first variants' seeds complete first
-    runs = [Run(n, variants[n], s, args) for n in variants for s in args.seeds]
-    states = {r.key: r.state() for r in runs}  # every manifest checked before anything starts
+    pretrains = {s: Pretrain(s, args) for s in args.seeds} if args.pretrain_budget else {}
+    # variant by variant: with --jobs, the first variants' seeds complete first (and pretrain
+    # in parallel)
+    runs = [Run(n, variants[n], s, args, pretrains.get(s)) for n in variants for s in args.seeds]
+    jobs = list(pretrains.values()) + runs
+    states = {j.key: j.state() for j in jobs}  # every manifest checked before anything starts
     todo = [r for r in runs if states[r.key] != "done"]
+    to_pretrain = [pt for pt in pretrains.values() if states[pt.key] == "train" and any(
+        r.pretrain is pt and states[r.key] == "train" for r in todo)]  # those needed
+    for pt in pretrains.values():
+        if states[pt.key] == "done":
+            logger.info("[skip]  %s: already trained (%s)", pt.key, pt.final)
+        elif pt in to_pretrain and args.dry_run:
+            print(shlex.join(pt.train_command))
     for r in runs:
         if states[r.key] == "done":
             logger.info("[skip]  %s: already evaluated (%s)", r.key, r.eval_json)
@@ -485,17 +622,17 @@ def _main(argv: List[str]) -> int:
     if args.dry_run:
         return 0
     if args.report_only:
-        write_summary(args, argv, variants, runs, os.environ.get("OMP_NUM_THREADS", "-"))
+        write_summary(args, argv, variants, jobs, os.environ.get("OMP_NUM_THREADS", "-"))
         return 0
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "device.txt"), "w") as f:  # for a later --report-only
         f.write(describe_device(args, os.environ.get("OMP_NUM_THREADS", "-")))
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // args.jobs)))
-    for r in todo:
-        os.makedirs(r.dir, exist_ok=True)
-        if not os.path.isfile(os.path.join(r.dir, "run.json")):
-            write_json(os.path.join(r.dir, "run.json"), r.manifest)
+    for j in to_pretrain + todo:
+        os.makedirs(j.dir, exist_ok=True)
+        if not os.path.isfile(os.path.join(j.dir, "run.json")):
+            write_json(os.path.join(j.dir, "run.json"), j.manifest)
     errors, pool = [], concurrent.futures.ThreadPoolExecutor(args.jobs)
     try:
         for err in pool.map(lambda r: execute(r, env), todo):
@@ -504,17 +641,19 @@ def _main(argv: List[str]) -> int:
                 logger.error("[FAILED] %s", err)
     finally:  # on Ctrl-C (which the running train_net.py processes get too) start no other run
         pool.shutdown(cancel_futures=True)
-    write_summary(args, argv, variants, runs, env["OMP_NUM_THREADS"])
+    write_summary(args, argv, variants, jobs, env["OMP_NUM_THREADS"])
     for err in errors:
         logger.error("failed: %s", err.split("\n")[0])
     return 1 if errors else 0
 
 
-def write_summary(args, argv, variants, runs, threads: str) -> None:
-    """RESULTS.md, results.json and the chart in --docs-dir, from the complete runs."""
+def write_summary(args, argv, variants, jobs: List[Job], threads: str) -> None:
+    """RESULTS.md, results.json and the chart in --docs-dir, from the complete runs (``jobs``:
+    the runs and the pretrainings, whose times are listed too)."""
     results, timings = OrderedDict(), OrderedDict()
-    for r in runs:
-        if os.path.isfile(r.eval_json):
+    runs = [r for r in jobs if isinstance(r, Run)]
+    for r in jobs:
+        if isinstance(r, Run) and os.path.isfile(r.eval_json):
             results.setdefault(r.name, {})[f"seed{r.seed}"] = read_json(r.eval_json)["results"]
         times = os.path.join(r.dir, "times.json")
         if os.path.isfile(times):
@@ -525,11 +664,13 @@ def write_summary(args, argv, variants, runs, threads: str) -> None:
     summary, vs = summarize(rows, results, args.seeds, ref)
     info = dict(command=["python", "tools/run_evidence.py", *(a for a in argv if a != "--report-only")],
                 date=f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
-                device=run_device(args, threads), budget=args.budget,
-                train_dataset=args.train_dataset, test_dataset=args.test_dataset)
+                device=run_device(args, threads), budget=args.budget, protocol=protocol(args),
+                pretrain=pretrain_settings(args), train_dataset=args.train_dataset,
+                test_dataset=args.test_dataset)
     os.makedirs(args.docs_dir, exist_ok=True)
     png = os.path.join(args.docs_dir, "results_ap_by_size.png")
-    title = f"{args.test_dataset}, bbox AP by size ({len(args.seeds)} seeds, {args.budget} it)"
+    title = (f"{args.test_dataset}, bbox AP by size ({len(args.seeds)} seeds, {args.budget} it"
+             f"{', fine-tuned' if args.pretrain_budget else ''})")
     chart = os.path.basename(png) if bar_chart(summary, png, title) else None
     notes = open(args.notes).read() if args.notes else None
     text = markdown(info, summary, vs, args.seeds, chart, notes, timings)

@@ -1,7 +1,8 @@
 """Datasets of SR-RCNN: the embedded synthetic srrcnn_shapes and COCO-format registration.
 
 Importing this package registers the DEFAULT_SHAPES names (srrcnn_shapes_train / _val /
-_tiny_train / _tiny_val) and their SOFT_SHAPES twins (srrcnn_shapes_soft_train / ...) under
+_tiny_train / _tiny_val, the pretraining splits _pretrain / _tiny_pretrain) and their
+SOFT_SHAPES twins (srrcnn_shapes_soft_train / ...) under
 $SRRCNN_DATASETS, nothing generated until first use, and the COCO
 train subsets coco_2017_train_10pct / _20pct under $DETECTRON2_DATASETS (files made by
 tools/make_coco_subset.py; read on first use).

@@ -25,10 +25,13 @@ ROOT_ENV = "SRRCNN_DATASETS"  # cache root; read when a dataset is registered
 DEFAULT_SHAPES = (
     ("srrcnn_shapes_train", ("train", 400, 320, 0)),
     ("srrcnn_shapes_val", ("val", 100, 320, 1)),
+    # a separate split (seed 2) to pretrain detectors on (tools/run_evidence.py --pretrain-budget)
+    ("srrcnn_shapes_pretrain", ("train", 400, 320, 2)),
     ("srrcnn_shapes_tiny_train", ("train", 8, 256, 0)),  # tests and smoke runs
     ("srrcnn_shapes_tiny_val", ("val", 8, 256, 1)),
+    ("srrcnn_shapes_tiny_pretrain", ("train", 8, 256, 2)),
 )
-# The same four splits (sizes, seeds, hence layouts) with detail="soft": small objects' class
+# The same splits (sizes, seeds, hence layouts) with detail="soft": small objects' class
 # detail is degraded, not erased, by a 0.5x downsample. srrcnn_shapes_soft_train etc.
 SOFT_SHAPES = tuple(
     (name.replace("srrcnn_shapes", "srrcnn_shapes_soft", 1), args) for name, args in DEFAULT_SHAPES
