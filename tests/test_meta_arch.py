@@ -6,6 +6,8 @@ import os
 import tempfile
 import unittest
 
+import pytest
+
 import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
@@ -273,3 +275,42 @@ class TestLoadMaskRCNN(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@pytest.mark.parametrize("pair", ["half_to_full", "full_to_double"])
+def test_without_sr_terms_d_objective_is_mask_rcnns(pair, monkeypatch):
+    """With D's SR and adversarial terms off, D's objective IS Mask R-CNN's: same losses and
+    the same gradients on every shared weight (so a gap in AP comes from the SR terms)."""
+    import srrcnn.meta_arch as meta_arch
+    from detectron2.modeling import build_model
+
+    from srrcnn.gan_trainer import split_generator_parameters
+
+    select = meta_arch.select_windows  # the windows' draw must not shift the RoI sampling's
+    monkeypatch.setattr(meta_arch, "select_windows", lambda *a, **k: select(
+        *a, **k, generator=torch.Generator().manual_seed(0)))
+    cfg = get_tiny_cfg()
+    cfg.MODEL.SRRCNN.PAIR = pair
+    cfg.MODEL.SRRCNN.X2.CROP_SIZE, cfg.MODEL.SRRCNN.X2.MAX_GT_SIZE = 32, 64.0
+    cfg.MODEL.SRRCNN.D_TASK_WEIGHT, cfg.MODEL.SRRCNN.D_SR_TASK_WEIGHT = 1.0, 0.0
+    cfg.MODEL.SRRCNN.ADV_WEIGHT = 0.0
+    torch.manual_seed(0)
+    sr = build_model(cfg)
+    base_cfg = get_tiny_cfg(sr=False)
+    base = build_model(base_cfg)
+    base.load_state_dict({k: v for k, v in sr.state_dict().items() if k in base.state_dict()})
+    data = tiny_inputs(2, size=(64, 80))
+    with EventStorage():
+        torch.manual_seed(5)
+        sr_losses = sr(data)
+        torch.manual_seed(5)
+        base_losses = base(data)
+    for k, v in base_losses.items():
+        torch.testing.assert_close(sr_losses[k + "_hr"] if k + "_hr" in sr_losses else sr_losses[k], v)
+    _, d_params = split_generator_parameters(sr)
+    sum(v for k, v in sr_losses.items() if not k.startswith("loss_G_")).backward(inputs=d_params)
+    sum(base_losses.values()).backward()
+    shared = dict(base.named_parameters())
+    for name, p in sr.named_parameters():
+        if name in shared and shared[name].grad is not None:
+            torch.testing.assert_close(p.grad, shared[name].grad, msg=name)

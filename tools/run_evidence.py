@@ -64,6 +64,9 @@ VARIANTS = OrderedDict([
     ("sr_rcnn_double_imitate", dict(label="SR-RCNN (G: 1x -> 2x crops, imitation)",
                                     config=_EV + "sr_rcnn_full_to_double_imitate.yaml", opts=[],
                                     modes=_MODES)),
+    ("sr_rcnn_double_addon", dict(label="SR-RCNN (G: 1x -> 2x crops, add-on)",
+                                  config=_EV + "sr_rcnn_full_to_double_addon.yaml", opts=[],
+                                  modes=_MODES)),
     # issue 12's causes: the thesis pair (G on all RoIs) and one key changed per variant
     ("sr_rcnn_thesis_cfg", dict(label="SR-RCNN thesis pair", config=_EV + "sr_rcnn_thesis.yaml",
                                 opts=[], modes=_MODES + ["sr_lr"])),
