@@ -7,7 +7,6 @@ import tempfile
 import unittest
 
 import pytest
-
 import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
