@@ -122,6 +122,10 @@ def test_aggregation_numbers_tables_json_and_png(fake, tmp_path, capsys):
     # paired: AP 13-10, 12-12, 18-14 = 3, 0, 4; APl only on seeds 0 and 2: 1, -1
     assert diff[WITH_G][0] == "+2.3 ± 2.1 (2/3)"
     assert diff[WITH_G][3] == "+0.0 ± 1.4 (1/2)"
+    # G at test: sr - hr of the same runs: AP 13-11, 12-13, 18-15 = 2, -1, 3
+    effect = table(text, "## Effect of G at test, bbox")
+    assert list(effect) == [WITH_G]
+    assert effect[WITH_G][0] == "+1.3 ± 2.1 (2/3)"
     per_seed = text.split("## Per seed (bbox)")[1].splitlines()
     per_seed = [l for l in per_seed if l.startswith(f"| {WITHOUT_G} | ")]
     assert per_seed[1] == f"| {WITHOUT_G} | 1 | 13.0 | 7.0 | 18.0 | 33.0 |"
@@ -144,6 +148,8 @@ def test_aggregation_numbers_tables_json_and_png(fake, tmp_path, capsys):
     assert v["values"] == [3, 0, 4] and v["improved"] == 2
     assert v["std"] == pytest.approx(statistics.stdev([3, 0, 4]))
     assert "Mask R-CNN" not in data["vs_baseline"]
+    assert data["vs_hr"][WITH_G]["baseline"] == WITHOUT_G
+    assert data["vs_hr"][WITH_G]["bbox"]["AP"]["values"] == [2, -1, 3]
 
     import matplotlib.image
 

@@ -354,15 +354,16 @@ def summarize(rows, results, seeds, ref: str):
         ref: the baseline row's label.
 
     Returns:
-        (summary, vs_baseline): summary[row] = {variant, mode, seeds, task: {metric: stats}};
-        vs_baseline[row] = {baseline, seeds, "bbox": {metric: stats of paired differences +
-        improved}} for the size metrics.
+        (summary, vs_baseline, vs_hr): summary[row] = {variant, mode, seeds, task: {metric:
+        stats}}; vs_baseline[row] = {baseline, seeds, "bbox": {metric: stats of paired
+        differences + improved}} for the size metrics; vs_hr: the same for each test mode with
+        a generator against the same variant's "hr" row (the same trained models).
     """
     def per_seed(row):
         name, mode = rows[row]
         return {s: results.get(name, {}).get(f"seed{s}", {}).get(mode) for s in seeds}
 
-    summary, vs = OrderedDict(), OrderedDict()
+    summary = OrderedDict()
     for row, (name, mode) in rows.items():
         got = {s: r for s, r in per_seed(row).items() if r is not None}
         entry = summary[row] = dict(variant=name, mode=mode, seeds=list(got))
@@ -370,10 +371,8 @@ def summarize(rows, results, seeds, ref: str):
             if any(task in r for r in got.values()):
                 entry[task] = {k: _stats([r.get(task, {}).get(k) for r in got.values()])
                                for k in AP_KEYS}
-    base = {s: r for s, r in per_seed(ref).items() if r is not None}
-    for row, (name, mode) in rows.items():
-        if row == ref:
-            continue
+    def paired(row, ref):
+        base = {s: r for s, r in per_seed(ref).items() if r is not None}
         got = {s: r for s, r in per_seed(row).items() if r is not None and s in base}
         diffs = {}
         for k in SIZE_KEYS:
@@ -381,8 +380,15 @@ def summarize(rows, results, seeds, ref: str):
                      for s, r in got.items()]
             d = [a - b for a, b in pairs if _finite(a) and _finite(b)]
             diffs[k] = dict(_stats(d), improved=sum(x > 0 for x in d))
-        vs[row] = dict(variant=name, mode=mode, baseline=ref, seeds=list(got), bbox=diffs)
-    return summary, vs
+        return dict(variant=rows[row][0], mode=rows[row][1], baseline=ref, seeds=list(got),
+                    bbox=diffs)
+
+    vs = OrderedDict((row, paired(row, ref)) for row in rows if row != ref)
+    # G at test: each generator mode against the same trained model without G
+    own_hr = {name: row for row, (name, mode) in rows.items() if mode == "hr"}
+    vs_hr = OrderedDict((row, paired(row, own_hr[name])) for row, (name, mode) in rows.items()
+                        if mode != "hr" and name in own_hr)
+    return summary, vs, vs_hr
 
 
 def _finite(v) -> bool:
@@ -396,8 +402,20 @@ def _cell(s: Dict, signed: bool = False) -> str:
     return mean if s["std"] is None else f"{mean} ± {s['std']:.1f}"
 
 
+def _diff_table(title: str, what: str, vs) -> List[str]:
+    """A Markdown table of paired per-seed differences (from :func:`summarize`)."""
+    out = [f"## {title}", "", f"Mean ± std of the paired per-seed differences ({what}); "
+           "(k/n): seeds where the row is higher.", "",
+           "| | " + " | ".join(SIZE_KEYS) + " |", "|---|" + "---|" * len(SIZE_KEYS)]
+    for row, e in vs.items():
+        out.append(f"| {row} | " + " | ".join(
+            f"{_cell(e['bbox'][k], True)} ({e['bbox'][k]['improved']}/{e['bbox'][k]['n']})"
+            for k in SIZE_KEYS) + " |")
+    return out + [""]
+
+
 def markdown(info: Dict, summary, vs, seeds, chart: Optional[str], notes: Optional[str],
-             timings: Dict) -> str:
+             timings: Dict, vs_hr=None) -> str:
     """RESULTS.md: settings, bbox and segm tables, differences to the baseline, chart, per seed."""
     n_all = len(seeds)
     out = ["# SR-RCNN evidence: results over seeds", "",
@@ -421,15 +439,11 @@ def markdown(info: Dict, summary, vs, seeds, chart: Optional[str], notes: Option
         out += ["Fewer seeds than asked (runs missing or failed): " + ", ".join(short) + ".", ""]
     if vs:
         ref = next(iter(vs.values()))["baseline"]
-        out += [f"## Difference to the baseline ({ref}), bbox", "",
-                "Mean ± std of the paired per-seed differences (row − baseline, same seed); "
-                "(k/n): seeds where the row is higher.", "",
-                "| | " + " | ".join(SIZE_KEYS) + " |", "|---|" + "---|" * len(SIZE_KEYS)]
-        for row, e in vs.items():
-            out.append(f"| {row} | " + " | ".join(
-                f"{_cell(e['bbox'][k], True)} ({e['bbox'][k]['improved']}/{e['bbox'][k]['n']})"
-                for k in SIZE_KEYS) + " |")
-        out.append("")
+        out += _diff_table(f"Difference to the baseline ({ref}), bbox",
+                           "row − baseline, same seed", vs)
+    if vs_hr:
+        out += _diff_table("Effect of G at test, bbox", "row − the same trained models without "
+                           "G (their `hr` row), same seed", vs_hr)
     if chart:
         out += ["## bbox AP by object size", "", f"![bbox AP by size]({chart})", ""]
     out += ["## Per seed (bbox)", "", "| | seed | " + " | ".join(SIZE_KEYS) + " |",
@@ -667,7 +681,7 @@ def write_summary(args, argv, variants, jobs: List[Job], threads: str) -> None:
     rows = OrderedDict((row_label(v, m), (n, m)) for n, v in variants.items() for m in v["modes"])
     base, mode = args.baseline
     ref = row_label(variants[base], mode or variants[base]["modes"][0])
-    summary, vs = summarize(rows, results, args.seeds, ref)
+    summary, vs, vs_hr = summarize(rows, results, args.seeds, ref)
     info = dict(command=["python", "tools/run_evidence.py", *(a for a in argv if a != "--report-only")],
                 date=f"{datetime.datetime.now():%Y-%m-%d %H:%M}",
                 device=run_device(args, threads), budget=args.budget, protocol=protocol(args),
@@ -679,7 +693,7 @@ def write_summary(args, argv, variants, jobs: List[Job], threads: str) -> None:
              f"{', fine-tuned' if args.pretrain_budget else ''})")
     chart = os.path.basename(png) if bar_chart(summary, png, title) else None
     notes = open(args.notes).read() if args.notes else None
-    text = markdown(info, summary, vs, args.seeds, chart, notes, timings)
+    text = markdown(info, summary, vs, args.seeds, chart, notes, timings, vs_hr)
     md = os.path.join(args.docs_dir, "RESULTS.md")
     with open(md + ".tmp", "w") as f:
         f.write(text)
@@ -687,7 +701,7 @@ def write_summary(args, argv, variants, jobs: List[Job], threads: str) -> None:
     write_json(os.path.join(args.docs_dir, "results.json"), dict(
         info, seeds=args.seeds, variants={n: {k: v[k] for k in ("label", "config", "opts", "modes")}
                                           for n, v in variants.items()},
-        runs=results, summary=summary, vs_baseline=vs, timings=timings))
+        runs=results, summary=summary, vs_baseline=vs, vs_hr=vs_hr, timings=timings))
     logger.info("Wrote %s, results.json%s (%d of %d runs complete)", md,
                 ", " + chart if chart else "", sum(map(len, results.values())), len(runs))
 
