@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 12's runs in one resumable command (docs/SMALL_OBJECTS.md). On each embedded variant
 # (checker: fine detail erased at 0.5x; soft: degraded but partly kept), every seed of
-#   double: Mask R-CNN, its 2x-input ceiling, SR-RCNN full_to_double (add-on, head only, shared, imitation)
+#   double: Mask R-CNN, its 2x-input ceiling, SR-RCNN full_to_double (add-on, its control without
+#           adversarial terms, head only, shared, imitation)
 #   causes: Mask R-CNN, the thesis pair and its one-key cause variants (configs/evidence/)
 # through tools/run_evidence.py, the two variants side by side. Reports:
 # OUT/<variant>/<group>/RESULTS.md. Finished runs are skipped on a rerun.
@@ -30,7 +31,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 declare -A VARIANTS=(
-  [double]=mask_rcnn,mask_rcnn_x2_input,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_double,sr_rcnn_double_imitate
+  [double]=mask_rcnn,mask_rcnn_x2_input,sr_rcnn_double_addon,sr_rcnn_double_addon_no_adv,sr_rcnn_double_head,sr_rcnn_double,sr_rcnn_double_imitate
   [causes]=mask_rcnn,sr_rcnn_thesis_cfg,sr_rcnn_thesis_g_gn,sr_rcnn_thesis_g_no_norm,sr_rcnn_thesis_full_box_level,sr_rcnn_thesis_sum_per_roi,sr_rcnn_thesis_d_sr_0,sr_rcnn_thesis_d_sr_half
 )
 declare -A DATA=([checker]=srrcnn_shapes [soft]=srrcnn_shapes_soft)
