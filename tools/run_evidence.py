@@ -76,24 +76,6 @@ VARIANTS = OrderedDict([
     # issue 12's causes: the thesis pair (G on all RoIs) and one key changed per variant
     ("sr_rcnn_thesis_cfg", dict(label="SR-RCNN thesis pair", config=_EV + "sr_rcnn_thesis.yaml",
                                 opts=[], modes=_MODES + ["sr_lr"])),
-    ("sr_rcnn_thesis_g_gn", dict(
-        label="SR-RCNN thesis pair, G with GN",
-        config=_EV + "sr_rcnn_thesis_g_gn.yaml", opts=[], modes=_MODES)),
-    ("sr_rcnn_thesis_g_no_norm", dict(
-        label="SR-RCNN thesis pair, G without norm",
-        config=_EV + "sr_rcnn_thesis_g_no_norm.yaml", opts=[], modes=_MODES)),
-    ("sr_rcnn_thesis_full_box_level", dict(
-        label="SR-RCNN thesis pair, RoI_LR at the full box's level",
-        config=_EV + "sr_rcnn_thesis_full_box_level.yaml", opts=[], modes=_MODES)),
-    ("sr_rcnn_thesis_sum_per_roi", dict(
-        label="SR-RCNN thesis pair, content loss sum per RoI",
-        config=_EV + "sr_rcnn_thesis_sum_per_roi.yaml", opts=[], modes=_MODES)),
-    ("sr_rcnn_thesis_d_sr_0", dict(
-        label="SR-RCNN thesis pair, D not trained on G's output",
-        config=_EV + "sr_rcnn_thesis_d_sr_0.yaml", opts=[], modes=_MODES)),
-    ("sr_rcnn_thesis_d_sr_half", dict(
-        label="SR-RCNN thesis pair, D weights HR 1, SR 0.5",
-        config=_EV + "sr_rcnn_thesis_d_sr_half.yaml", opts=[], modes=_MODES)),
     ("sr_rcnn", dict(label="SR-RCNN (G on 32 RoIs/img)", config=_SR, opts=_G_SUBSET, modes=_MODES)),
     ("sr_rcnn_thesis", dict(label="SR-RCNN (thesis: G on all RoIs)", config=_SR,
                             opts=["MODEL.SRRCNN.G_ROIS_PER_IMAGE", "0"], modes=_MODES)),
@@ -117,6 +99,15 @@ VARIANTS = OrderedDict([
                                              "MODEL.SRRCNN.D_TASK_WEIGHT", "1.0",
                                              "MODEL.SRRCNN.G_SIZE_WEIGHT_REF", "32.0"], modes=_MODES)),
 ])
+# issue 12's causes: one key of the thesis pair changed (configs/evidence/sr_rcnn_thesis_<k>.yaml)
+for _key, _what in (("g_gn", "G with GN"), ("g_no_norm", "G without norm"),
+                    ("full_box_level", "RoI_LR at the full box's level"),
+                    ("sum_per_roi", "content loss sum per RoI"),
+                    ("d_sr_0", "D not trained on G's output"),
+                    ("d_sr_half", "D weights HR 1, SR 0.5")):
+    VARIANTS[f"sr_rcnn_thesis_{_key}"] = dict(
+        label=f"SR-RCNN thesis pair, {_what}", config=f"{_EV}sr_rcnn_thesis_{_key}.yaml",
+        opts=[], modes=_MODES)
 
 # what --pretrain-budget trains, by default: the baseline's config
 PRETRAIN_CONFIG = VARIANTS["mask_rcnn"]["config"]

@@ -117,10 +117,10 @@ class SRResNetGenerator(nn.Module):
     @contextlib.contextmanager
     def _norm_statistics(self):
         """With test_norm_stats "batch" in eval mode: batch norms use the batch's statistics."""
-        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-        if self.training or self.test_norm_stats == "running" or not norms:
+        if self.training or self.test_norm_stats == "running":  # the usual path: nothing to do
             yield
             return
+        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for m in norms:  # training mode without tracking: batch statistics, buffers untouched
             m.train()
             m.track_running_stats = False

@@ -219,15 +219,7 @@ class SRROIHeads(StandardROIHeads):
         """
         windows = features[X2_WINDOWS]
         window_of, inside = assign_to_windows(proposals, windows)
-        indices, offset = [], 0
-        for p in proposals:
-            labels = p.gt_classes.clone()
-            labels[~inside[offset:offset + len(p)]] = -1  # outside every window: never chosen
-            n = self.g_rois_per_image if self.g_rois_per_image > 0 else len(p)
-            pos, neg = subsample_labels(labels, n, self.g_positive_fraction, self.num_classes)
-            indices.append(torch.cat([pos, neg]) + offset)
-            offset += len(p)
-        g_idx = torch.cat(indices)
+        g_idx, _ = self.select_generator_rois(proposals, eligible=inside)
         g_idx = g_idx[torch.argsort(window_of[g_idx], stable=True)]  # the pooler's crop order
         if len(g_idx) == 0:
             x = features[self.box_in_features[0]]
@@ -248,7 +240,8 @@ class SRROIHeads(StandardROIHeads):
                                          crop_boxes)
         return g_idx, g_proposals, roi_target
 
-    def select_generator_rois(self, proposals: List[Instances]) -> Tuple[torch.Tensor, List[Instances]]:
+    def select_generator_rois(self, proposals: List[Instances],
+                              eligible: torch.Tensor = None) -> Tuple[torch.Tensor, List[Instances]]:
         """
         The RoIs G trains on: per image at most ``g_rois_per_image`` of the sampled proposals,
         up to ``g_positive_fraction`` of them foreground (foreground first, then background),
@@ -256,17 +249,23 @@ class SRROIHeads(StandardROIHeads):
 
         Args:
             proposals: per image, sampled proposals with ``gt_classes``.
+            eligible: None, or (R,) bool over the concatenated proposals: only these may be
+                chosen.
 
         Returns:
             (R_G,) indices into the concatenated proposals, and the selected proposals per image.
         """
-        if self.g_rois_per_image <= 0:
+        if self.g_rois_per_image <= 0 and eligible is None:
             total = sum(len(p) for p in proposals)
             return torch.arange(total, device=proposals[0].proposal_boxes.device), proposals
         indices, selected, offset = [], [], 0
         for p in proposals:
-            pos, neg = subsample_labels(p.gt_classes, self.g_rois_per_image,
-                                        self.g_positive_fraction, self.num_classes)
+            labels = p.gt_classes
+            if eligible is not None:
+                labels = labels.clone()
+                labels[~eligible[offset:offset + len(p)]] = -1  # ignored by subsample_labels
+            n = self.g_rois_per_image if self.g_rois_per_image > 0 else len(p)
+            pos, neg = subsample_labels(labels, n, self.g_positive_fraction, self.num_classes)
             keep = torch.cat([pos, neg])
             indices.append(keep + offset)
             selected.append(p[keep])
