@@ -228,6 +228,22 @@ def test_from_scratch_commands_and_manifest_as_before(fake, tmp_path, capsys):
     assert "Protocol: from scratch." in (tmp_path / "docs" / "RESULTS.md").read_text()
 
 
+def test_input_size_resizes_every_run_and_doubles_the_ceiling(fake, tmp_path, capsys):
+    """--input-size S: INPUT.* of every run (train and eval) at S px, a variant's input_scale
+    multiplies it; the command line may then not set INPUT.* itself."""
+    code, out = fake("--seeds", "0", "--variants", "mask_rcnn,mask_rcnn_x2_input",
+                     "--input-size", "160", "--dry-run", capsys=capsys)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert len(lines) == 4
+    for line, size in zip(lines, (160, 160, 320, 320)):
+        assert (f"INPUT.MIN_SIZE_TRAIN '({size},)' INPUT.MAX_SIZE_TRAIN {size} "
+                f"INPUT.MIN_SIZE_TEST {size} INPUT.MAX_SIZE_TEST {size}") in line, line
+    with pytest.raises(SystemExit):
+        fake("--input-size", "160", "INPUT.MIN_SIZE_TEST", "100", capsys=capsys)
+    assert "['INPUT.MIN_SIZE_TEST']" in capsys.readouterr().err
+
+
 def test_pretrain_once_per_seed_reused_and_checked(fake, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["--seeds", "0", "1", "--jobs", "2", "--pretrain-budget", "4",
@@ -296,7 +312,8 @@ def test_failed_pretraining_fails_only_its_seed(fake, tmp_path, capsys, monkeypa
     (["--baseline", "nope"], ["'nope'", "known:"]),
     (["SEED", "3"], ["['SEED']", "harness"]),
     (["MODEL.WEIGHTS", "model.pth"], ["['MODEL.WEIGHTS']", "harness"]),
-    (["--pretrain-budget", "-1"], ["--pretrain-budget >= 0"]),
+    (["--pretrain-budget", "-1"], ["--pretrain-budget and --input-size >= 0"]),
+    (["--input-size", "-1"], ["--pretrain-budget and --input-size >= 0"]),
     (["--pretrain-budget", "2", "--pretrain-config", "configs/no_such.yaml"],
      ["--pretrain-config", "configs/no_such.yaml"]),
     (["MODEL.MASK_ON"], ["KEY VALUE"]),

@@ -45,6 +45,7 @@ from typing import Dict, List, Optional, Sequence
 #   config: config file, relative to the repository root (or absolute)
 #   opts:   KEY VALUE overrides for this variant (before the command line's opts)
 #   modes:  test modes evaluated (MODEL.SRRCNN.TEST_MODE values); ["hr"] for Mask R-CNN
+#   input_scale (optional, 1 if absent): with --input-size S, its images are S * input_scale
 _QUICK = "configs/quick_schedules/"
 _SR = _QUICK + "sr_rcnn_R_18_FPN_shapes_cpu.yaml"
 _MODES = ["sr", "hr", "size_aware"]
@@ -57,7 +58,7 @@ VARIANTS = OrderedDict([
                        opts=[], modes=["hr"])),
     ("mask_rcnn_x2_input", dict(label="Mask R-CNN, images at 2x (ceiling)",
                                 config=_EV + "mask_rcnn_x2_input.yaml", opts=[],
-                                modes=["hr"])),
+                                modes=["hr"], input_scale=2)),
     ("sr_rcnn_double_addon", dict(label="SR-RCNN (G: 1x -> 2x crops, add-on)",
                                   config=_EV + "sr_rcnn_full_to_double_addon.yaml", opts=[],
                                   modes=_MODES)),
@@ -185,11 +186,22 @@ class Job:
                              "use another --out")
 
 
-def train_opts(args, seed: int, budget: int, dataset: str) -> List[str]:
-    """What the harness sets for a training: SEED, the schedule, train data, device, workers."""
+def input_opts(size: int) -> List[str]:
+    """INPUT.* for images resized to ``size`` px (train and test, no multi-scale)."""
+    return ["INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
+            "INPUT.MIN_SIZE_TEST", str(size), "INPUT.MAX_SIZE_TEST", str(size)]
+
+
+INPUT_KEYS = input_opts(0)[::2]  # set by --input-size
+
+
+def train_opts(args, seed: int, budget: int, dataset: str, input_scale: int = 1) -> List[str]:
+    """What the harness sets for a training: SEED, the schedule, train data, device, workers,
+    and with --input-size the image size (times the variant's ``input_scale``)."""
+    size = input_opts(args.input_size * input_scale) if args.input_size else []
     return ["SEED", str(seed)] + schedule_opts(budget) + [
         "DATASETS.TRAIN", f'("{dataset}",)', "MODEL.DEVICE", args.device,
-        "DATALOADER.NUM_WORKERS", str(args.num_workers)]
+        "DATALOADER.NUM_WORKERS", str(args.num_workers)] + size
 
 
 def pretrain_settings(args) -> Optional[Dict]:
@@ -201,12 +213,14 @@ def pretrain_settings(args) -> Optional[Dict]:
 
 
 def protocol(args) -> str:
-    """How the runs start, for RESULTS.md."""
+    """How the runs start (and their image size, if --input-size), for RESULTS.md."""
+    size = (f"images resized to {args.input_size} px (a 2x-input variant: "
+            f"{2 * args.input_size} px), " if args.input_size else "")
     if not args.pretrain_budget:
-        return "from scratch"
+        return size + "from scratch"
     model = ("a Mask R-CNN" if args.pretrain_config == PRETRAIN_CONFIG
              else f"a `{args.pretrain_config}` model")
-    return (f"fine-tuned from {model} pretrained for {args.pretrain_budget} iterations on "
+    return (f"{size}fine-tuned from {model} pretrained for {args.pretrain_budget} iterations on "
             f"`{args.pretrain_dataset}` (one per seed)")
 
 
@@ -245,7 +259,7 @@ class Run(Job):
                  pretrain: Optional[Pretrain] = None):
         self.variant, self.pretrain = variant, pretrain
         opts = list(variant["opts"]) + list(args.opts) + train_opts(
-            args, seed, args.budget, args.train_dataset)
+            args, seed, args.budget, args.train_dataset, variant.get("input_scale", 1))
         super().__init__(name, seed, variant["config"], opts, args,
                          weights=pretrain.final if pretrain else None)
         eval_dir = os.path.join(self.dir, "eval")
@@ -536,6 +550,10 @@ def parse_args(argv):
                    help="what --pretrain-budget trains on")
     p.add_argument("--pretrain-config", default=PRETRAIN_CONFIG,
                    help="what --pretrain-budget trains (relative to the repository root)")
+    p.add_argument("--input-size", type=int, default=0, metavar="S",
+                   help="resize every run's images to S px (train and test; a variant's "
+                   "input_scale multiplies it); 0: the configs' sizes. Size keys in input "
+                   "pixels (e.g. MODEL.SRRCNN.X2.*) are not scaled: pass them as opts")
     p.add_argument("--register-coco", nargs=3, action="append", default=[],
                    metavar=("NAME", "JSON", "IMAGE_DIR"), help="passed on to train_net.py")
     p.add_argument("--out", default="output/evidence", help="runs go to OUT/<variant>/seed<k>/")
@@ -562,11 +580,14 @@ def parse_args(argv):
     for name, opts in [("command line", args.opts)] + [(n, VARIANTS[n]["opts"]) for n in names]:
         if len(opts) % 2:
             p.error(f"{name} opts must be KEY VALUE pairs: {opts}")
-        fixed = [k for k in opts[::2] if k in HARNESS_KEYS]
+        fixed = [k for k in opts[::2] if k in HARNESS_KEYS
+                 or (args.input_size and k in INPUT_KEYS)]
         if fixed:
             p.error(f"{name} opts set {fixed}: the harness sets these (see --budget, --seeds, ...)")
-    if args.budget < 1 or args.jobs < 1 or args.pretrain_budget < 0 or not args.seeds:
-        p.error("--budget and --jobs must be >= 1, --pretrain-budget >= 0, --seeds not empty")
+    if (args.budget < 1 or args.jobs < 1 or args.pretrain_budget < 0 or args.input_size < 0
+            or not args.seeds):
+        p.error("--budget and --jobs must be >= 1, --pretrain-budget and --input-size >= 0, "
+                "--seeds not empty")
     if args.pretrain_budget and not os.path.isfile(config_path(args.pretrain_config)):
         p.error(f"--pretrain-config: config file not found: {config_path(args.pretrain_config)}")
     return p, args

@@ -4,15 +4,24 @@
 #   double: Mask R-CNN, its 2x-input ceiling, SR-RCNN full_to_double (add-on, its control without
 #           adversarial terms, head only, shared, imitation)
 #   causes: Mask R-CNN, the thesis pair and its one-key cause variants (configs/evidence/)
+#   finetune: Mask R-CNN and three SR-RCNN configs, every run fine-tuned from one Mask R-CNN per
+#           seed pretrained for 600 iterations on the separate _pretrain split
+#   long:   the same four from scratch for 2 400 iterations (the budget sweep's long end)
 # through tools/run_evidence.py, the two variants side by side. Reports:
-# OUT/<variant>/<group>/RESULTS.md. Finished runs are skipped on a rerun.
+# OUT/<variant>/<group>/RESULTS.md (finetune and long: their runs there too, being another
+# protocol). Finished runs are skipped on a rerun.
 #
-#   bash tools/small_object_evidence.sh OUT [--groups double,causes] [--minutes M] [--tiny] [harness flags]
+#   bash tools/small_object_evidence.sh OUT [--groups double,causes,finetune,long] [--minutes M] [--tiny]
+#       [--half-res] [harness flags]
 #   e.g. on a GPU machine: ... OUT --device cuda --jobs 4 --num-workers 2
 #
 # --minutes M stops starting new work after M minutes (the runs in flight are killed), writes
 # the reports from what finished and deletes checkpoints of evaluated runs (what a short lease
-# on a machine can bring back). --tiny: the tiny datasets (a smoke test). Harness flags (--seeds, --budget, --jobs, --device, ...) pass on.
+# on a machine can bring back). --tiny: the tiny datasets (a smoke test). --half-res: the
+# half-resolution protocol of docs/SMALL_OBJECTS.md: every run's images at 160 px instead of
+# 320 (the 2x ceiling at 320 px), the size keys that count input pixels halved with them, so
+# that the same objects are "small" and G's crops cover the same part of the image. Harness
+# flags (--seeds, --budget, --jobs, --device, ...) pass on; KEY VALUE overrides go last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: $0 OUT [--groups double,causes] [--minutes M] [run_evidence.py flags]}
@@ -20,39 +29,50 @@ shift
 PY=${PYTHON:-.venv/bin/python}
 GROUPS_WANTED=double,causes
 MINUTES=0
-SPLITS=(train val)
+SPLITS=(train val pretrain)
 ARGS=()
+HALF=()
 while [ $# -gt 0 ]; do
   case $1 in
     --groups) GROUPS_WANTED=$2; shift 2 ;;
     --minutes) MINUTES=$2; shift 2 ;;
-    --tiny) SPLITS=(tiny_train tiny_val); shift ;;
+    --tiny) SPLITS=(tiny_train tiny_val tiny_pretrain); shift ;;
+    --half-res) HALF=(--input-size 160 MODEL.SRRCNN.X2.CROP_SIZE 32 MODEL.SRRCNN.X2.MAX_GT_SIZE 16.0
+                      MODEL.SRRCNN.SIZE_AWARE.MAX_SIZE 32.0); shift ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done
 declare -A VARIANTS=(
   [double]=mask_rcnn,mask_rcnn_x2_input,sr_rcnn_double_addon,sr_rcnn_double_addon_no_adv,sr_rcnn_double_head,sr_rcnn_double,sr_rcnn_double_imitate
   [causes]=mask_rcnn,sr_rcnn_thesis_cfg,sr_rcnn_thesis_g_gn,sr_rcnn_thesis_g_no_norm,sr_rcnn_thesis_full_box_level,sr_rcnn_thesis_sum_per_roi,sr_rcnn_thesis_d_sr_0,sr_rcnn_thesis_d_sr_half
+  [finetune]=mask_rcnn,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_thesis_cfg
+  [long]=mask_rcnn,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_thesis_cfg
 )
 declare -A DATA=([checker]=srrcnn_shapes [soft]=srrcnn_shapes_soft)
 deadline=$((SECONDS + MINUTES * 60))
 
 harness() {  # data group [extra flags]: one harness command
-  local data=$1 group=$2
+  local data=$1 group=$2 runs=$OUT/$1 protocol=()
   shift 2
-  "$PY" tools/run_evidence.py --variants "${VARIANTS[$group]}" --out "$OUT/$data" \
+  case $group in
+    finetune) runs=$OUT/$data/$group
+              protocol=(--pretrain-budget 600 --pretrain-dataset "${DATA[$data]}_${SPLITS[2]}") ;;
+    long) runs=$OUT/$data/$group; protocol=(--budget 2400) ;;
+  esac
+  "$PY" tools/run_evidence.py --variants "${VARIANTS[$group]}" --out "$runs" ${protocol[@]+"${protocol[@]}"} \
     --docs-dir "$OUT/$data/$group" --train-dataset "${DATA[$data]}_${SPLITS[0]}" \
-    --test-dataset "${DATA[$data]}_${SPLITS[1]}" "$@" ${ARGS[@]+"${ARGS[@]}"}
+    --test-dataset "${DATA[$data]}_${SPLITS[1]}" "$@" ${HALF[@]+"${HALF[@]:0:2}"} \
+    ${ARGS[@]+"${ARGS[@]}"} ${HALF[@]+"${HALF[@]:2}"}
 }
 
 status=0
 for group in ${GROUPS_WANTED//,/ }; do
-  [ -n "${VARIANTS[$group]:-}" ] || { echo "unknown group $group (double, causes)" >&2; exit 2; }
+  [ -n "${VARIANTS[$group]:-}" ] || { echo "unknown group $group (double, causes, finetune, long)" >&2; exit 2; }
   pids=()
   for data in checker soft; do
     mkdir -p "$OUT/$data"
     # own process group, so that the harness and its training processes stop together
-    setsid bash -c "$(declare -f harness); $(declare -p VARIANTS DATA SPLITS ARGS); OUT='$OUT' PY='$PY'
+    setsid bash -c "$(declare -f harness); $(declare -p VARIANTS DATA SPLITS ARGS HALF); OUT='$OUT' PY='$PY'
       harness $data $group" >"$OUT/$data/$group.log" 2>&1 &
     pids+=($!)
   done
