@@ -155,17 +155,20 @@ class TestSRRCNN(unittest.TestCase):
             self.assertEqual(rec.inputs, [(2, 3, 64, 96)], mode)
         self.assertTrue(all(not any(k.endswith(LR_SUFFIX) for k in f) for f in rpn_features))
 
-    def test_sr_lr_mode_runs_the_lr_pass_at_test(self):
+    def test_diagnostic_modes_run_a_second_pass_at_test(self):
+        """"sr_lr": the 0.5x pass; "size_aware_x2": the 2x pass; the hook is gone afterwards."""
         rec = _ShapeRecorder(self.model.backbone)
         self.model.eval()
-        self.model.roi_heads.test_mode = "sr_lr"
         inputs = _eval_inputs([(64, 80), (50, 64)])
-        with torch.no_grad():
-            self._check_predictions(self.model(inputs), inputs)
-            self.assertEqual(rec.inputs, [(2, 3, 64, 96), (2, 3, 32, 64)])
-            self.model.roi_heads.test_mode = "sr"  # the hook is gone afterwards
-            self.model(inputs)
-        self.assertEqual(len(rec.inputs), 3)
+        for mode, second in (("sr_lr", (2, 3, 32, 64)), ("size_aware_x2", (2, 3, 128, 192))):
+            rec.inputs.clear()
+            self.model.roi_heads.test_mode = mode
+            with torch.no_grad():
+                self._check_predictions(self.model(inputs), inputs)
+                self.assertEqual(rec.inputs, [(2, 3, 64, 96), second], mode)
+                self.model.roi_heads.test_mode = "sr"
+                self.model(inputs)
+            self.assertEqual(len(rec.inputs), 3, mode)
 
     def test_downsample_modes_train(self):
         for mode in ("bilinear", "area"):

@@ -14,6 +14,7 @@ from detectron2.utils.events import EventStorage
 from srrcnn.fast_rcnn import SRFastRCNNOutputLayers
 from srrcnn.roi_heads import LR_SUFFIX, SRROIHeads
 from srrcnn.testing import get_tiny_cfg
+from srrcnn.x2_crops import X2_SUFFIX
 
 # 256 px images: large enough that proposals span several FPN levels
 IMAGE_SIZE = 256
@@ -425,6 +426,32 @@ class TestSizeAware(unittest.TestCase):
         self.assertEqual(calls, [])
         for a, b in zip(pred, expected):
             torch.testing.assert_close(a.scores, b.scores)
+
+    def test_x2_oracle_pools_the_selected_rois_from_the_2x_pyramid(self):
+        """"size_aware_x2": size_aware's selection and merge, with G's output replaced by the
+        selected boxes x 2 pooled from the 2x pyramid; G does not run."""
+        heads = self._heads(MIN_SCORE=0.0, MAX_SIZE=60.0, MAX_ROIS_PER_IMAGE=5)
+        heads.test_mode = "size_aware_x2"
+        calls, selected = [], []
+        heads.generator.register_forward_hook(lambda m, i, o: calls.append(i[0]))
+        select = heads.select_size_aware
+        heads.select_size_aware = lambda *a: selected.append(select(*a)) or selected[-1]
+        feats = _features(lr=False)
+        g = torch.Generator().manual_seed(3)
+        feats.update({k + X2_SUFFIX: torch.randn(2, CHANNELS, 2 * v.shape[2], 2 * v.shape[3], generator=g)
+                      for k, v in _features(lr=False).items()})
+        proposals, _ = _proposals_and_targets()
+        rec = _PoolerRecorder(heads.box_pooler)
+        with torch.no_grad():
+            pred, _ = heads(None, feats, proposals)
+        self.assertEqual(calls, [])
+        (sel,) = selected
+        self.assertGreater(len(sel), 0)
+        x, boxes, _ = rec.calls[1]  # after the plain pass
+        self.assertTrue(all(a is feats[f + X2_SUFFIX] for a, f in zip(x, heads.box_in_features)))
+        all_boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])
+        torch.testing.assert_close(torch.cat(boxes), all_boxes[sel] * 2)
+        self.assertTrue(all(inst.has("pred_boxes") for inst in pred))
 
     def test_bad_merge(self):
         with self.assertRaisesRegex(ValueError, "SIZE_AWARE.MERGE"):

@@ -120,7 +120,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_NET = os.path.join(REPO_ROOT, "train_net.py")
 AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")  # srrcnn.evaluation's (it imports torch)
 MODE_NAMES = {"sr": "with G (sr)", "hr": "without G (hr)",
-              "size_aware": "size-aware G (size_aware)", "sr_lr": "with G on 0.5x RoIs (sr_lr)"}
+              "size_aware": "size-aware G (size_aware)", "sr_lr": "with G on 0.5x RoIs (sr_lr)",
+              "size_aware_x2": "real 2x features on RoIs predicted small (size_aware_x2)"}
 SIZE_KEYS = ("AP", "APs", "APm", "APl")
 TASKS = ("bbox", "segm")
 # set by the harness for every run; a variant's or the command line's opts may not set them

@@ -8,7 +8,8 @@ from detectron2.config import CfgNode as CN
 
 def add_srrcnn_config(cfg):
     """
-    Add config for SR-RCNN: ``cfg.MODEL.SRRCNN`` and ``cfg.SOLVER.GENERATOR``.
+    Add config for SR-RCNN: ``cfg.MODEL.SRRCNN``, ``cfg.SOLVER.GENERATOR`` and, for sliced
+    inference on large images, ``cfg.TEST.SLICE``.
     """
     _C = cfg
     _C.MODEL.SRRCNN = CN()
@@ -107,14 +108,15 @@ def add_srrcnn_config(cfg):
     # of its ground-truth box (of the proposal for background RoIs) in input pixels, so that
     # G learns small-object detail first. 0: uniform weights (thesis).
     _C.MODEL.SRRCNN.G_SIZE_WEIGHT_REF = 0.0
-    # Test-time box path (§5, thesis Table 4). "sr_lr" is a diagnostic of the thesis pair: G
-    # on RoI_LR, its training input, from a 0.5x pass that then runs at test too. "sr" sends the full-resolution RoI features
+    # Test-time box path (§5, thesis Table 4). "sr" sends the full-resolution RoI features
     # through G before D's box head and predictor (thesis); "hr" skips G (plain Mask R-CNN
     # head); "size_aware" runs the plain head, then G only on the RoIs that SIZE_AWARE below
     # selects, and merges both passes' predictions for them (default: G's test-time cost is
     # bounded by SIZE_AWARE.MAX_ROIS_PER_IMAGE; "sr" runs G on every proposal, ~1.3x Mask
     # R-CNN's inference time with R50-FPN). Training always uses both paths. The mask head
-    # never uses G.
+    # never uses G. Two diagnostics run a second backbone pass at test: "sr_lr" (thesis pair)
+    # G on RoI_LR, its training input, from a 0.5x pass; "size_aware_x2" (an oracle for G)
+    # "size_aware" with G's output replaced by the real RoI feature of a 2x pass.
     _C.MODEL.SRRCNN.TEST_MODE = "size_aware"
     # The "size_aware" test mode: a RoI goes through G when the plain pass predicts it small
     # and likely an object.
@@ -142,3 +144,28 @@ def add_srrcnn_config(cfg):
     _C.SOLVER.GENERATOR.CLIP_GRADIENTS = cfg.SOLVER.CLIP_GRADIENTS.clone()
     # G's learning-rate schedule has the shape of D's (SOLVER.LR_SCHEDULER_NAME, WARMUP_*,
     # STEPS, GAMMA, MAX_ITER) applied to its own BASE_LR, in its own scheduler.
+
+    # Sliced inference on large images (srrcnn.sliced.SlicedPredictor, tools/sliced_eval.py;
+    # beyond the thesis: SAHI, Akyon et al. 2022). Read only by the sliced predictor; any model.
+    _C.TEST.SLICE = CN()
+    # Side of a square slice in image pixels. Each slice then gets the model's own test resize
+    # (INPUT.MIN_SIZE_TEST / MAX_SIZE_TEST), so a slice the size of the training images keeps
+    # objects at training scale. A side shorter than this is one slice of the whole side.
+    _C.TEST.SLICE.SIZE = 320
+    # Overlap of neighbouring slices, as a fraction of SIZE, in [0, 1) (SAHI's default 0.2).
+    # The last row and column of slices end at the image border.
+    _C.TEST.SLICE.OVERLAP = 0.2
+    # Also run the whole image (resized as usual) and merge its detections in: large objects,
+    # cut by slice borders, are seen whole there.
+    _C.TEST.SLICE.FULL_IMAGE_PASS = False
+    # How detections of overlapping slices are merged, class-wise: "nms" (detectron2's
+    # batched_nms: the best box of a match survives) or "nmm" (greedy non-maximum merging: a
+    # match becomes one detection with the union box and masks and the best score).
+    _C.TEST.SLICE.MERGE = "nms"
+    # What counts as a match: "iou" (intersection over union; the only one for "nms") or "ios"
+    # (intersection over the smaller box, SAHI's default for "nmm": a box cut by a slice border
+    # matches the whole one it lies in) of at least MERGE_THRESH.
+    _C.TEST.SLICE.MERGE_METRIC = "iou"
+    _C.TEST.SLICE.MERGE_THRESH = 0.5
+    # Slices per forward call.
+    _C.TEST.SLICE.BATCH_SIZE = 4

@@ -14,7 +14,8 @@ AP_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 # MODEL.SRRCNN.TEST_MODE values, as named in tables
 TEST_MODE_NAMES = {"sr": "with G (sr)", "hr": "without G (hr)",
                    "size_aware": "size-aware G (size_aware)",
-                   "sr_lr": "with G on 0.5x RoIs (sr_lr)"}
+                   "sr_lr": "with G on 0.5x RoIs (sr_lr)",
+                   "size_aware_x2": "real 2x features on RoIs predicted small (size_aware_x2)"}
 
 
 @contextmanager

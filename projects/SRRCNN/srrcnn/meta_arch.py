@@ -10,18 +10,19 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 
 from .roi_heads import LR_SUFFIX
-from .x2_crops import X2_SUFFIX, X2_WINDOWS, select_windows, upscale_crops
+from .x2_crops import X2_SCALE, X2_SUFFIX, X2_WINDOWS, select_windows, upscale_crops
 
 LR_RESIZE_MODES = ("antialias", "bilinear", "area")
 
 
 def downsample_batch(x: torch.Tensor, scale: float, mode: str, size_divisibility: int) -> torch.Tensor:
     """
-    The low-resolution copy of a padded, normalised image batch.
+    The low-resolution copy of a padded, normalised image batch (or, with scale > 1, the
+    upsampled one of a test-time diagnostic).
 
     Args:
         x: (N, 3, H, W), H and W multiples of `size_divisibility` (ImageList padding).
-        scale: e.g. 0.5; the output is exactly `scale` x the input where H*scale is whole.
+        scale: e.g. 0.5 (or 2); the output is exactly `scale` x the input where H*scale is whole.
         mode: "antialias", "bilinear" or "area" (see MODEL.SRRCNN.LR_RESIZE).
         size_divisibility: the backbone's; the output is zero-padded to a multiple of it
             (the same padding value as ImageList.from_tensors uses).
@@ -90,20 +91,24 @@ class SRRCNN(GeneralizedRCNN):
 
     def inference(self, batched_inputs: List[Dict[str, torch.Tensor]], *args, **kwargs):
         """
-        GeneralizedRCNN's inference; in the diagnostic test mode "sr_lr" the backbone's output
-        also holds the 0.5x pyramid (names + LR_SUFFIX), made as in training.
+        GeneralizedRCNN's inference; in the diagnostic test modes the backbone's output also
+        holds a second pyramid: "sr_lr", the 0.5x one (names + LR_SUFFIX), made as in
+        training; "size_aware_x2", the image upsampled 2x (bilinear, as the training crops;
+        names + X2_SUFFIX).
         """
-        if self.roi_heads.test_mode != "sr_lr":
+        extra = {"sr_lr": (self.lr_scale, self.lr_resize, LR_SUFFIX),
+                 "size_aware_x2": (X2_SCALE, "bilinear", X2_SUFFIX)}.get(self.roi_heads.test_mode)
+        if extra is None:
             return super().inference(batched_inputs, *args, **kwargs)
+        scale, resize, suffix = extra
 
-        def add_lr_pyramid(backbone, args, features):
-            handle.remove()  # the 0.5x pass below must not call this hook again
-            lr_images = downsample_batch(args[0], self.lr_scale, self.lr_resize,
-                                         backbone.size_divisibility)
-            features.update({k + LR_SUFFIX: v for k, v in backbone(lr_images).items()})
+        def add_pyramid(backbone, args, features):
+            handle.remove()  # the second pass below must not call this hook again
+            images = downsample_batch(args[0], scale, resize, backbone.size_divisibility)
+            features.update({k + suffix: v for k, v in backbone(images).items()})
             return features
 
-        handle = self.backbone.register_forward_hook(add_lr_pyramid)
+        handle = self.backbone.register_forward_hook(add_pyramid)
         try:
             return super().inference(batched_inputs, *args, **kwargs)
         finally:

@@ -24,8 +24,10 @@ from .x2_crops import X2_SCALE, X2_SUFFIX, X2_WINDOWS, assign_to_windows
 LR_SUFFIX = "_lr"
 # Loss names that start with this prefix form G's objective; all others form D's.
 G_LOSS_PREFIX = "loss_G_"
-# "sr_lr" is a diagnostic of the thesis pair: G on RoI_LR of a 0.5x pass run at test too
-TEST_MODES = ("sr", "hr", "size_aware", "sr_lr")
+# Diagnostics: "sr_lr" (thesis pair): G on RoI_LR of a 0.5x pass run at test too;
+# "size_aware_x2" (an oracle for G): size_aware with G's output replaced by the real feature of
+# the same box in a 2x pass of the whole image, run at test
+TEST_MODES = ("sr", "hr", "size_aware", "sr_lr", "size_aware_x2")
 # what G maps (MODEL.SRRCNN.PAIR): RoI_LR -> RoI_HR (thesis), or RoI_HR -> RoI of a 2x pass
 PAIRS = ("half_to_full", "full_to_double")
 LR_POOL_LEVELS = ("scaled_box", "full_box")
@@ -296,7 +298,8 @@ class SRROIHeads(StandardROIHeads):
                                   [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in proposals])
 
     def _inference_with_generator(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
-        """Test modes "sr" (G on every RoI), "sr_lr" (G on every RoI_LR) and "size_aware"."""
+        """Test modes "sr" (G on every RoI), "sr_lr" (G on every RoI_LR), "size_aware" and
+        "size_aware_x2" (``features`` then also hold the 2x pyramid, names + X2_SUFFIX)."""
         hr = [features[f] for f in self.box_in_features]
         if self.test_mode == "sr_lr":
             roi = self.pool_lr(features, proposals)
@@ -310,12 +313,29 @@ class SRROIHeads(StandardROIHeads):
             predictions = self.box_predictor(self.box_head(roi))
             select = self.select_size_aware(predictions, proposals)
             if select.numel() > 0:
-                with record_function("srrcnn.generator"):
-                    sr_roi = self.generator(roi[select])
+                if self.test_mode == "size_aware_x2":
+                    sr_roi = self.pool_x2_selected(features, proposals, select)
+                else:
+                    with record_function("srrcnn.generator"):
+                        sr_roi = self.generator(roi[select])
                 sr_predictions = self.box_predictor(self.box_head(sr_roi))
                 predictions = self.merge_predictions(predictions, sr_predictions, select)
         pred_instances, _ = self.box_predictor.inference(predictions, proposals)
         return pred_instances
+
+    def pool_x2_selected(self, features: Dict[str, torch.Tensor], proposals: List[Instances],
+                         select: torch.Tensor) -> torch.Tensor:
+        """
+        (R_S, C, P, P): the selected RoIs (indices into the concatenated proposals, grouped by
+        image as :meth:`select_size_aware` returns them) pooled from the 2x pyramid of the
+        whole image, with boxes x X2_SCALE.
+        """
+        boxes, offset = [], 0
+        for p in proposals:
+            rows = select[(select >= offset) & (select < offset + len(p))] - offset
+            boxes.append(Boxes(p.proposal_boxes.tensor[rows] * X2_SCALE))
+            offset += len(p)
+        return self.box_pooler([features[f + X2_SUFFIX] for f in self.box_in_features], boxes)
 
     def select_size_aware(self, predictions: Tuple[torch.Tensor, torch.Tensor],
                           proposals: List[Instances]) -> torch.Tensor:
