@@ -3,6 +3,7 @@
 
 import unittest
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -186,3 +187,37 @@ def test_d_content_weight_reaches_the_backbone_through_generator_input():
         *[torch.zeros(0, 32, 7, 7)] * 2, torch.zeros(0), torch.zeros(0),
         {"loss_cls": torch.zeros(()), "loss_box_reg": torch.zeros(())},
         {"loss_cls": torch.zeros(()), "loss_box_reg": torch.zeros(())})
+
+
+def test_d_x2_task_weight_trains_the_head_on_the_real_2x_features():
+    """loss_*_x2: the predictor's losses on the 2x targets of G's RoIs (their labels and box
+    targets: deltas are scale-free), weighted; they reach the box head but neither G nor the
+    backbone (the 2x pass has no gradient). Needs the full_to_double pair."""
+    cfg = _double_cfg()
+    cfg.MODEL.SRRCNN.D_X2_TASK_WEIGHT = 0.7
+    torch.manual_seed(0)
+    model = get_model_no_weights(cfg)
+    model.train()
+    heads, targets = model.roi_heads, []
+    heads.box_pooler.register_forward_hook(lambda m, i, o: targets.append(o))
+    seen = []
+    losses_fn = heads.box_predictor.losses
+    heads.box_predictor.losses = lambda p, props: seen.append((p, props)) or losses_fn(p, props)
+    with EventStorage():
+        losses = model(tiny_inputs(2, size=(64, 80)))
+    (scores, deltas), props = seen[2]  # after the HR and SR terms
+    assert len(scores) == sum(len(p) for p in props) > 0
+    with torch.no_grad():
+        expected = heads.box_predictor(heads.box_head(targets[1]))  # the 2x targets
+    torch.testing.assert_close(scores, expected[0])
+    with EventStorage():
+        plain = losses_fn((scores, deltas), props)
+    for k in ("loss_cls", "loss_box_reg"):
+        torch.testing.assert_close(losses[k + "_x2"], 0.7 * plain[k])
+    (losses["loss_cls_x2"] + losses["loss_box_reg_x2"]).backward()
+    assert heads.box_head.fc1.weight.grad.abs().sum() > 0
+    for w in (heads.generator.tail.weight, model.backbone.bottom_up.stem.conv1.weight):
+        assert w.grad is None or not w.grad.any()
+    cfg.MODEL.SRRCNN.PAIR = "half_to_full"
+    with pytest.raises(ValueError, match="D_X2_TASK_WEIGHT"):
+        get_model_no_weights(cfg)

@@ -49,6 +49,8 @@ from typing import Dict, List, Optional, Sequence
 _QUICK = "configs/quick_schedules/"
 _SR = _QUICK + "sr_rcnn_R_18_FPN_shapes_cpu.yaml"
 _MODES = ["sr", "hr", "size_aware"]
+# full_to_double also: the oracle for G (the real 2x feature in G's place)
+_DOUBLE_MODES = _MODES + ["size_aware_x2"]
 _EV = "configs/evidence/"
 # G on 32 of the 128 sampled RoIs per image, foreground first (the default's 64 of 512 at COCO
 # scale would leave G too few RoIs on these small images)
@@ -61,19 +63,22 @@ VARIANTS = OrderedDict([
                                 modes=["hr"], input_scale=2)),
     ("sr_rcnn_double_addon", dict(label="SR-RCNN (G: 1x -> 2x crops, add-on)",
                                   config=_EV + "sr_rcnn_full_to_double_addon.yaml", opts=[],
-                                  modes=_MODES)),
+                                  modes=_DOUBLE_MODES)),
     ("sr_rcnn_double_addon_no_adv", dict(label="SR-RCNN (G: 1x -> 2x crops, add-on, no adv.)",
                                          config=_EV + "sr_rcnn_full_to_double_addon_no_adv.yaml",
-                                         opts=[], modes=_MODES)),
+                                         opts=[], modes=_DOUBLE_MODES)),
+    ("sr_rcnn_double_addon_x2head", dict(label="SR-RCNN (G: 1x -> 2x crops, add-on, head on real 2x)",
+                                         config=_EV + "sr_rcnn_full_to_double_addon_x2head.yaml",
+                                         opts=[], modes=_DOUBLE_MODES)),
     ("sr_rcnn_double_head", dict(label="SR-RCNN (G: 1x -> 2x crops, head only)",
                                  config=_EV + "sr_rcnn_full_to_double_head.yaml", opts=[],
-                                 modes=_MODES)),
+                                 modes=_DOUBLE_MODES)),
     ("sr_rcnn_double", dict(label="SR-RCNN (G: 1x -> 2x crops)",
                             config=_EV + "sr_rcnn_full_to_double.yaml", opts=[],
-                            modes=_MODES)),
+                            modes=_DOUBLE_MODES)),
     ("sr_rcnn_double_imitate", dict(label="SR-RCNN (G: 1x -> 2x crops, imitation)",
                                     config=_EV + "sr_rcnn_full_to_double_imitate.yaml", opts=[],
-                                    modes=_MODES)),
+                                    modes=_DOUBLE_MODES)),
     # issue 12's causes: the thesis pair (G on all RoIs) and one key changed per variant
     ("sr_rcnn_thesis_cfg", dict(label="SR-RCNN thesis pair", config=_EV + "sr_rcnn_thesis.yaml",
                                 opts=[], modes=_MODES + ["sr_lr"])),

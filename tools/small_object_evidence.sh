@@ -2,7 +2,8 @@
 # Issue 12's runs in one resumable command (docs/SMALL_OBJECTS.md). On each embedded variant
 # (checker: fine detail erased at 0.5x; soft: degraded but partly kept), every seed of
 #   double: Mask R-CNN, its 2x-input ceiling, SR-RCNN full_to_double (add-on, its control without
-#           adversarial terms, head only, shared, imitation)
+#           adversarial terms, add-on with the head also on real 2x features, head only, shared,
+#           imitation), in test modes hr, size_aware and size_aware_x2 (the oracle for G)
 #   causes: Mask R-CNN, the thesis pair and its one-key cause variants (configs/evidence/)
 #   finetune: Mask R-CNN and three SR-RCNN configs, every run fine-tuned from one Mask R-CNN per
 #           seed pretrained for 600 iterations on the separate _pretrain split
@@ -43,7 +44,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 declare -A VARIANTS=(
-  [double]=mask_rcnn,mask_rcnn_x2_input,sr_rcnn_double_addon,sr_rcnn_double_addon_no_adv,sr_rcnn_double_head,sr_rcnn_double,sr_rcnn_double_imitate
+  [double]=mask_rcnn,mask_rcnn_x2_input,sr_rcnn_double_addon,sr_rcnn_double_addon_x2head,sr_rcnn_double_addon_no_adv,sr_rcnn_double_head,sr_rcnn_double,sr_rcnn_double_imitate
   [causes]=mask_rcnn,sr_rcnn_thesis_cfg,sr_rcnn_thesis_g_gn,sr_rcnn_thesis_g_no_norm,sr_rcnn_thesis_full_box_level,sr_rcnn_thesis_sum_per_roi,sr_rcnn_thesis_d_sr_0,sr_rcnn_thesis_d_sr_half
   [finetune]=mask_rcnn,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_thesis_cfg
   [long]=mask_rcnn,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_thesis_cfg
@@ -58,6 +59,7 @@ harness() {  # data group [extra flags]: one harness command
     finetune) runs=$OUT/$data/$group
               protocol=(--pretrain-budget 600 --pretrain-dataset "${DATA[$data]}_${SPLITS[2]}") ;;
     long) runs=$OUT/$data/$group; protocol=(--budget 2400) ;;
+    double) protocol=(--modes hr,size_aware,size_aware_x2) ;;  # "sr" collapses (measured)
   esac
   "$PY" tools/run_evidence.py --variants "${VARIANTS[$group]}" --out "$runs" ${protocol[@]+"${protocol[@]}"} \
     --docs-dir "$OUT/$data/$group" --train-dataset "${DATA[$data]}_${SPLITS[0]}" \

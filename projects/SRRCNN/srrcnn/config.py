@@ -88,6 +88,11 @@ def add_srrcnn_config(cfg):
     # SR path's share of the shared head can be set apart from the HR path's. < 0: D_TASK_WEIGHT
     # (thesis).
     _C.MODEL.SRRCNN.D_SR_TASK_WEIGHT = -1.0
+    # "full_to_double" only: weight of D's task terms on the real 2x features of G's RoIs
+    # (loss_cls_x2, loss_box_reg_x2), so that the shared head also learns to read small objects
+    # at 2x, as a detector trained on 2x images does; G learns to produce such features. The
+    # 2x pass has no gradient: these terms train the box head and predictor only. 0: off.
+    _C.MODEL.SRRCNN.D_X2_TASK_WEIGHT = 0.0
     # D's loss on G(RoI_LR) reaches the backbone through G's input (thesis §3: "the
     # discriminator also trains the generator's input"). False: G's input is detached for
     # it, so the SR path trains only G and D's heads (a diagnostic switch, not the thesis).

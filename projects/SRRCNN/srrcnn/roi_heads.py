@@ -62,7 +62,8 @@ class SRROIHeads(StandardROIHeads):
                  size_aware_min_score: float = 0.05, size_aware_max_rois: int = 100,
                  size_aware_merge: str = "mean", d_through_g: bool = True,
                  pair: str = "half_to_full", d_sr_task_weight: float = -1.0,
-                 lr_box_pooler=None, d_content_weight: float = 0.0, **kwargs):
+                 lr_box_pooler=None, d_content_weight: float = 0.0,
+                 d_x2_task_weight: float = 0.0, **kwargs):
         """
         Args:
             generator: maps (R, C, P, P) RoI features to the same shape.
@@ -84,6 +85,8 @@ class SRROIHeads(StandardROIHeads):
             d_sr_task_weight: weight of D's task terms on G's output; < 0: d_task_weight.
             d_content_weight: > 0: the content loss also in D's objective with this weight
                 (``loss_content_d``), reaching the backbone through G's input; 0: thesis.
+            d_x2_task_weight: "full_to_double": weight of D's task terms on the 2x targets
+                (the head learns to read real 2x features; no gradient reaches the backbone).
             lr_box_pooler: pools RoI_LR; None: the box pooler (the FPN level of the scaled box).
             pair: one of PAIRS. "full_to_double": G's input is RoI_HR of the sampled proposals
                 inside the 2x crops' windows (:mod:`srrcnn.x2_crops`), its target and D's
@@ -123,6 +126,10 @@ class SRROIHeads(StandardROIHeads):
         self.lr_box_pooler = lr_box_pooler or self.box_pooler
         self.d_content_weight = d_content_weight
         self.d_sr_task_weight = d_task_weight if d_sr_task_weight < 0 else d_sr_task_weight
+        if d_x2_task_weight and pair != "full_to_double":
+            raise ValueError("MODEL.SRRCNN.D_X2_TASK_WEIGHT needs MODEL.SRRCNN.PAIR "
+                             f"'full_to_double' (the 2x targets), got PAIR {pair!r}")
+        self.d_x2_task_weight = d_x2_task_weight
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -139,7 +146,7 @@ class SRROIHeads(StandardROIHeads):
                    size_aware_max_rois=sr.SIZE_AWARE.MAX_ROIS_PER_IMAGE,
                    size_aware_merge=sr.SIZE_AWARE.MERGE, d_through_g=sr.D_THROUGH_G,
                    pair=sr.PAIR, d_sr_task_weight=sr.D_SR_TASK_WEIGHT,
-                   d_content_weight=sr.D_CONTENT_WEIGHT)
+                   d_content_weight=sr.D_CONTENT_WEIGHT, d_x2_task_weight=sr.D_X2_TASK_WEIGHT)
         return ret
 
     @classmethod
@@ -196,14 +203,20 @@ class SRROIHeads(StandardROIHeads):
         rows = [roi_hr, roi_sr] + ([roi_target] if self.pair == "full_to_double" else [])
         with record_function("srrcnn.box_head"):
             x = self.box_head(torch.cat(rows))
-            scores, deltas = self.box_predictor(x[:num_rois + num_g])
+            tasks = num_rois + num_g * (2 if self.d_x2_task_weight else 1)  # rows scored
+            scores, deltas = self.box_predictor(x[:tasks])
             adv = self.box_predictor.real_fake_logits(x)
         hr_losses = self.box_predictor.losses((scores[:num_rois], deltas[:num_rois]), proposals)
-        sr_losses = self.box_predictor.losses((scores[num_rois:], deltas[num_rois:]), g_proposals)
+        sr = slice(num_rois, num_rois + num_g)
+        sr_losses = self.box_predictor.losses((scores[sr], deltas[sr]), g_proposals)
         adv_real = adv[num_rois + num_g:] if self.pair == "full_to_double" else adv[:num_rois][g_idx]
         weights = self.generator_roi_weights(g_proposals)
-        return self.gan_losses(roi_target, roi_sr, adv_real, adv[num_rois:num_rois + num_g],
-                               hr_losses, sr_losses, weights)
+        losses = self.gan_losses(roi_target, roi_sr, adv_real, adv[sr], hr_losses, sr_losses, weights)
+        if self.d_x2_task_weight:  # the head on the real 2x features (box deltas are scale-free)
+            x2 = slice(num_rois + num_g, tasks)
+            x2_losses = self.box_predictor.losses((scores[x2], deltas[x2]), g_proposals)
+            losses.update({f"{k}_x2": self.d_x2_task_weight * v for k, v in x2_losses.items()})
+        return losses
 
     def pool_double_pairs(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
         """
