@@ -543,7 +543,7 @@ def parse_args(argv):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--budget", type=int, default=600, help="iterations per run (SOLVER.MAX_ITER)")
     p.add_argument("--variants", help=f"comma-separated subset of {', '.join(VARIANTS)} "
-                   "(default: all; run and shown in table order)")
+                   "(default: all; run and shown in the order given)")
     p.add_argument("--modes", help="comma-separated test modes: keep only these of each variant's")
     p.add_argument("--baseline", help="VARIANT[:MODE] compared against, always run (default: the "
                    "first variant chosen, its first test mode)")
@@ -577,7 +577,7 @@ def parse_args(argv):
     args.opts = args.opts[1:] if args.opts[:1] == ["--"] else args.opts
     chosen = args.variants.split(",") if args.variants else list(VARIANTS)
     unknown = [n for n in chosen if n not in VARIANTS]
-    names = [n for n in VARIANTS if n in chosen]  # table order
+    names = list(OrderedDict.fromkeys(n for n in chosen if n in VARIANTS))  # as given
     base, _, base_mode = (args.baseline or names[0]).partition(":")
     if unknown or base not in VARIANTS:
         p.error(f"unknown variant(s) {unknown or [base]}; known: {', '.join(VARIANTS)}")
