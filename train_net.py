@@ -28,7 +28,7 @@ from srrcnn import (
     build_resumable_train_loader,
     build_step_trainer,
 )
-from srrcnn.data import CheckedDatasetMapper, register_coco_dataset
+from srrcnn.data import CheckedDatasetMapper, add_register_arguments, register_from_args
 from srrcnn.evaluation import evaluate_test_modes, report_test_modes
 
 
@@ -112,11 +112,7 @@ def setup(args):
 
 
 def main(args):
-    for name, json_file, image_root in args.register_coco or []:
-        try:
-            register_coco_dataset(name, json_file, image_root)
-        except (FileNotFoundError, ValueError) as e:
-            raise SystemExit(f"Dataset error (--register-coco {name}): {e}")
+    register_from_args(args, load=True)
     cfg = setup(args)
 
     if args.eval_only:
@@ -138,12 +134,7 @@ def main(args):
 
 
 def argument_parser():
-    parser = default_argument_parser()
-    parser.add_argument(
-        "--register-coco", nargs=3, action="append", metavar=("NAME", "JSON", "IMAGE_DIR"),
-        help="register a COCO-format dataset under NAME (repeatable); use NAME in "
-        "DATASETS.TRAIN / DATASETS.TEST",
-    )
+    parser = add_register_arguments(default_argument_parser())  # --register-coco, -yolo, ...
     parser.add_argument(
         "--test-modes", type=lambda s: s.split(","), metavar="sr,hr",
         help="with --eval-only: evaluate SR-RCNN in each test mode (sr: with G, hr: without G, "

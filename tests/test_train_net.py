@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from srrcnn.testing import REPO_ROOT
+from srrcnn.testing import REPO_ROOT, write_yolo_sample
 
 TRAIN_NET = os.path.join(REPO_ROOT, "train_net.py")
 MASK_CFG = os.path.join(REPO_ROOT, "configs/quick_schedules/mask_rcnn_instant_test.yaml")
@@ -112,6 +112,19 @@ def test_register_coco_missing_image_dir_names_the_path(tmp_path):
     code, out = run(["--config-file", MASK_CFG, "--register-coco", "mine", str(js),
                      str(missing)], tmp_path, check=False)
     assert code != 0 and str(missing) in out
+
+
+def test_trains_and_evaluates_on_a_yolo_folder(tmp_path):
+    """--register-yolo: two iterations, then COCOEvaluator converts the folder to COCO json."""
+    sample = write_yolo_sample(str(tmp_path / "yolo"), ["red", "green"])
+    _, log = run(["--config-file", MASK_CFG, "--register-yolo", "mine", *sample,
+                  "DATASETS.TRAIN", '("mine",)', "DATASETS.TEST", '("mine",)',
+                  "MODEL.ROI_HEADS.NUM_CLASSES", "2", "MODEL.MASK_ON", "False",
+                  "SOLVER.MAX_ITER", "2", "SOLVER.STEPS", "(1,)",
+                  "OUTPUT_DIR", str(tmp_path / "out")], tmp_path)
+    assert set(ap_rows(log)) == {"bbox"}
+    converted = tmp_path / "out" / "inference" / "mine" / "mine_coco_format.json"
+    assert [c["name"] for c in json.loads(converted.read_text())["categories"]] == ["red", "green"]
 
 
 def test_image_that_fails_to_decode_names_the_file(tmp_path):

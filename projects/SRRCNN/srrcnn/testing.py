@@ -3,7 +3,9 @@
 import os
 from typing import Dict, List
 
+import numpy as np
 import torch
+from PIL import Image
 
 from detectron2.config import get_cfg
 from detectron2.modeling import build_model
@@ -76,3 +78,34 @@ def tiny_inputs(num_images: int = 2, size=(64, 80), num_boxes: int = 3, seed: in
         image = torch.rand(3, h, w, generator=g) * 255
         out.append({"image": image, "instances": inst, "height": h, "width": w})
     return out
+
+
+def write_yolo_sample(root, class_names, num_images: int = 4, size=(128, 96), seed: int = 0):
+    """
+    Write a tiny YOLO folder under ``root``: ``images/<i>.png`` with 1-3 filled rectangles on
+    noise (colour by class), ``labels/<i>.txt`` with their normalized boxes, ``names.txt``.
+
+    Returns:
+        (image_dir, label_dir, names_file), as ``--register-yolo`` takes them.
+    """
+    rng = np.random.default_rng(seed)
+    w, h = size
+    image_dir, label_dir = os.path.join(root, "images"), os.path.join(root, "labels")
+    os.makedirs(image_dir, exist_ok=True)
+    os.makedirs(label_dir, exist_ok=True)
+    for i in range(num_images):
+        image = rng.integers(0, 64, (h, w, 3), dtype=np.uint8)
+        lines = []
+        for _ in range(rng.integers(1, 4)):
+            c = int(rng.integers(len(class_names)))
+            bw, bh = int(rng.integers(12, w // 2)), int(rng.integers(12, h // 2))
+            x0, y0 = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+            image[y0:y0 + bh, x0:x0 + bw] = 255 * (np.arange(3) == c % 3)
+            lines.append(f"{c} {(x0 + bw / 2) / w} {(y0 + bh / 2) / h} {bw / w} {bh / h}")
+        Image.fromarray(image).save(os.path.join(image_dir, f"{i}.png"))
+        with open(os.path.join(label_dir, f"{i}.txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    names_file = os.path.join(root, "names.txt")
+    with open(names_file, "w") as f:
+        f.write("\n".join(class_names) + "\n")
+    return image_dir, label_dir, names_file

@@ -1,4 +1,5 @@
-"""Datasets of SR-RCNN: the embedded synthetic srrcnn_shapes and COCO-format registration.
+"""Datasets of SR-RCNN: the embedded synthetic srrcnn_shapes; COCO-format, YOLO and VisDrone-DET
+registration (also from the command line: cli.py).
 
 Importing this package registers the DEFAULT_SHAPES names (srrcnn_shapes_train / _val /
 _tiny_train / _tiny_val, the pretraining splits _pretrain / _tiny_pretrain) and their
@@ -21,6 +22,14 @@ from .datasets import (
 )
 from .coco_subsets import COCO_SUBSETS, register_coco_subsets, subset_paths
 from .dataset_mapper import CheckedDatasetMapper
+from .yolo_visdrone import (
+    load_visdrone_dicts,
+    load_yolo_dicts,
+    register_visdrone_dataset,
+    register_yolo_dataset,
+    to_coco_dict,
+)
+from .cli import add_register_arguments, register_from_args
 from .synthetic import (
     CLASS_NAMES,
     DETAIL_KINDS,

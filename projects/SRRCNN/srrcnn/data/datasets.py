@@ -137,7 +137,8 @@ def ensure_generated(name):
     """Generate a registered srrcnn_shapes dataset if missing; return its json_file.
 
     For datasets registered otherwise (e.g. :func:`register_coco_dataset`), only returns the
-    metadata's json_file. Call before building a COCOEvaluator, which reads that file.
+    metadata's json_file: None for YOLO and VisDrone folders, which COCOEvaluator converts to
+    COCO json itself. Call before building a COCOEvaluator, which reads that file.
     """
     if name not in DatasetCatalog.list():
         raise KeyError(f"Dataset {name!r} is not registered")
@@ -145,7 +146,7 @@ def ensure_generated(name):
     params = getattr(metadata, "srrcnn_shapes", None)
     if params is not None:
         return ensure_dataset(**params)[0]
-    return metadata.json_file
+    return getattr(metadata, "json_file", None)
 
 
 def register_default_datasets(root=None):
