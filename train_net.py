@@ -116,6 +116,9 @@ def main(args):
     cfg = setup(args)
 
     if args.eval_only:
+        if not cfg.DATASETS.TEST:
+            raise SystemExit("--eval-only: no dataset to evaluate; set DATASETS.TEST, e.g. "
+                             "DATASETS.TEST '(\"my_val\",)'")
         model = Trainer.build_model(cfg)
         AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume

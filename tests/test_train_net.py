@@ -114,6 +114,12 @@ def test_register_coco_missing_image_dir_names_the_path(tmp_path):
     assert code != 0 and str(missing) in out
 
 
+def test_eval_only_without_test_dataset_is_a_clear_error(tmp_path):
+    code, out = run(["--config-file", MASK_CFG, "--eval-only", "DATASETS.TEST", "()"], tmp_path,
+                    check=False)
+    assert code != 0 and "set DATASETS.TEST" in out
+
+
 def test_trains_and_evaluates_on_a_yolo_folder(tmp_path):
     """--register-yolo: two iterations, then COCOEvaluator converts the folder to COCO json."""
     sample = write_yolo_sample(str(tmp_path / "yolo"), ["red", "green"])
