@@ -12,6 +12,10 @@ Usage::
         --test-mode hr \\
         --opts MODEL.WEIGHTS output/sr_rcnn_shapes_cpu/model_final.pth MODEL.DEVICE cpu
 
+Class names come from the metadata of DATASETS.TEST[0]; a dataset of your own is registered with
+train_net.py's flags (--register-coco, --register-yolo, --register-visdrone; srrcnn.data.cli),
+e.g. ``--register-yolo mine images/ labels/ names.txt --opts DATASETS.TEST '("mine",)' ...``.
+
 Outputs, in --output:
 
 * ``<image stem>.png``: the image with predictions drawn, same size as the input (a repeated stem,
@@ -24,9 +28,9 @@ Outputs, in --output:
   contiguous id + 1.
 
 --input takes image files, folders (their images, not recursive) and glob patterns. A missing
-config file, a bad config key or an input that matches nothing stops the demo with status 2; an
-unreadable image is skipped with a warning, and the demo exits with status 1 after writing
-everything else.
+config file, a bad config key, a --register-* path that does not exist or an input that
+matches nothing stops the demo with status 2; an unreadable image is skipped with a warning,
+and the demo exits with status 1 after writing everything else.
 """
 import argparse
 import glob
@@ -38,6 +42,7 @@ import cv2
 import tqdm
 
 import srrcnn  # noqa: F401  (registers SR-RCNN and its datasets)
+from srrcnn.data import add_register_arguments, register_from_args
 from srrcnn.roi_heads import TEST_MODES
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -62,6 +67,7 @@ def get_parser():
     parser.add_argument("--test-mode", choices=TEST_MODES, default=None,
                         help="MODEL.SRRCNN.TEST_MODE: sr = with the generator, hr = without, "
                              "size_aware = G on RoIs predicted small (default: the config's)")
+    add_register_arguments(parser)  # as train_net.py: class names of your own DATASETS.TEST
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER,
                         help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS x.pth")
     return parser
@@ -114,6 +120,18 @@ def get_metadata(cfg):
     return MetadataCatalog.get("__unused")
 
 
+def log_class_names(cfg, metadata, logger):
+    """Say which class names the pictures show, or why they show class ids."""
+    names = metadata.get("thing_classes", None)
+    if names:
+        logger.info("Class names of %s: %s", cfg.DATASETS.TEST[0], ", ".join(names))
+    else:
+        logger.warning("No class names: DATASETS.TEST[0] (%s) is not a registered dataset, so the "
+                       "pictures show class ids (register it with --register-coco, "
+                       "--register-yolo or --register-visdrone)",
+                       cfg.DATASETS.TEST[0] if len(cfg.DATASETS.TEST) else "empty")
+
+
 def to_coco_results(instances, image_id, file_name, metadata):
     """COCO results of one image; category ids mapped back to the dataset's as COCOEvaluator."""
     results = instances_to_coco_json(instances, image_id)
@@ -143,6 +161,7 @@ def run(cfg, paths, output_dir, logger):
     """
     predictor = DefaultPredictor(cfg)
     metadata = get_metadata(cfg)
+    log_class_names(cfg, metadata, logger)
     results, failed, used = [], [], set()
     for index, path in enumerate(tqdm.tqdm(paths, desc="demo", unit="image")):
         try:
@@ -172,6 +191,11 @@ def main(argv=None):
     try:
         paths = expand_inputs(args.input)
     except FileNotFoundError as e:
+        logger.error("%s", e)
+        return 2
+    try:
+        register_from_args(args)  # class names only: files are read if the dataset is used
+    except SystemExit as e:
         logger.error("%s", e)
         return 2
     try:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from detectron2.checkpoint import DetectionCheckpointer
-from srrcnn.testing import REPO_ROOT, get_model_no_weights, get_tiny_cfg
+from srrcnn.testing import REPO_ROOT, get_model_no_weights, get_tiny_cfg, write_yolo_sample
 
 DEMO = os.path.join(REPO_ROOT, "demo", "demo.py")
 RESULT_KEYS = {"image_id", "file_name", "category_id", "bbox", "score", "segmentation"}
@@ -32,12 +32,12 @@ def setup(tmp_path_factory):
     return tmp, tmp / "config.yaml", tmp / "model.pth", images
 
 
-def run_demo(setup, inputs, output, *extra):
+def run_demo(setup, inputs, output, *extra, opts=()):
     tmp, config, weights, _ = setup
     env = dict(os.environ, SRRCNN_DATASETS=str(tmp / "datasets"), OMP_NUM_THREADS="1")
     args = [sys.executable, DEMO, "--config-file", str(config), "--input", *map(str, inputs),
             "--output", str(output), "--confidence-threshold", "0.0", *extra,
-            "--opts", "MODEL.WEIGHTS", str(weights), "MODEL.DEVICE", "cpu"]
+            "--opts", "MODEL.WEIGHTS", str(weights), "MODEL.DEVICE", "cpu", *opts]
     proc = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -82,3 +82,22 @@ def test_demo_corrupt_image_skipped(setup):
     assert rc != 0 and str(bad) in out
     assert not (output / "bad.png").exists()
     check_outputs(output, ["a", "b"])
+
+
+def test_demo_names_classes_of_a_dataset_registered_by_flag(setup):
+    """--register-yolo, as train_net.py takes it: the pictures use that dataset's class names."""
+    tmp, images = setup[0], setup[3]
+    names = ["plane", "ship", "car", "tank"]  # the tiny model's 4 classes
+    sample = write_yolo_sample(str(tmp / "yolo"), names, num_images=1)
+    output = tmp / "out_yolo"
+    rc, out = run_demo(setup, [images / "a.png"], output, "--register-yolo", "mine", *sample,
+                       opts=("DATASETS.TEST", '("mine",)'))
+    assert rc == 0, out[-4000:]
+    assert "Class names of mine: plane, ship, car, tank" in out
+    results = json.loads((output / "results.json").read_text())
+    assert results and {r["category_id"] for r in results} <= {1, 2, 3, 4}  # YOLO class + 1
+
+    missing = tmp / "no_labels"
+    rc, out = run_demo(setup, [images / "a.png"], tmp / "out_missing", "--register-yolo",
+                       "mine", sample[0], str(missing), sample[2])
+    assert rc == 2 and "Dataset error (--register-yolo mine)" in out and str(missing) in out
