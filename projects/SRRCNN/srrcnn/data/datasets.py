@@ -36,6 +36,11 @@ DEFAULT_SHAPES = (
 SOFT_SHAPES = tuple(
     (name.replace("srrcnn_shapes", "srrcnn_shapes_soft", 1), args) for name, args in DEFAULT_SHAPES
 )
+# Large canvases for sliced inference (docs/LARGE_IMAGES.md): the same objects at the same pixel
+# sizes as the 320 px splits on 1280 x 1280 images (object counts scale with the area: ~150 per
+# image), so whole-image inference at INPUT.MIN_SIZE_TEST 320 shrinks them 4x and 320 px slices
+# keep them at training scale.
+LARGE_SHAPES = (("srrcnn_shapes_large_val", ("val", 12, 1280, 3)),)
 COCO_REQUIRED_KEYS = ("images", "annotations", "categories")
 
 
@@ -150,11 +155,12 @@ def ensure_generated(name):
 
 
 def register_default_datasets(root=None):
-    """Register the DEFAULT_SHAPES and SOFT_SHAPES names (cheap: generates nothing).
+    """Register the DEFAULT_SHAPES, SOFT_SHAPES and LARGE_SHAPES names (cheap: generates nothing).
 
     ``root`` as in register_srrcnn_shapes.
     """
-    for names, detail in ((DEFAULT_SHAPES, "checker"), (SOFT_SHAPES, "soft")):
+    for names, detail in ((DEFAULT_SHAPES, "checker"), (SOFT_SHAPES, "soft"),
+                          (LARGE_SHAPES, "checker")):
         for name, (split, num_images, image_size, seed) in names:
             register_srrcnn_shapes(
                 name, split, num_images, image_size, seed, root=root, detail=detail
