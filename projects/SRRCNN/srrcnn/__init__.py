@@ -2,7 +2,8 @@
 """SR-RCNN: super-resolved RoI features for small objects, as a detectron2 project.
 
 Importing this package registers the meta-architecture, the ROI heads, the generator and the
-embedded datasets in detectron2's registries and catalogs.
+embedded datasets in detectron2's registries and catalogs. SlicedPredictor: sliced inference on
+large images for any detectron2 R-CNN.
 """
 from .checkpoint import AtomicDetectionCheckpointer
 from .config import add_srrcnn_config
@@ -21,5 +22,6 @@ from .generator import SRRCNN_GENERATOR_REGISTRY, SRResNetGenerator, build_gener
 from .meta_arch import SRRCNN
 from .resume import DataResumeHook, ResumableTrainingSampler, RNGStateHook, build_resumable_train_loader
 from .roi_heads import SRROIHeads
+from .sliced import SlicedPredictor, slice_grid, sliced_inference
 
 from . import data  # noqa: F401  (registers the embedded datasets; generates nothing)
