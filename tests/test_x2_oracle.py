@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import sys
 
 from srrcnn.testing import REPO_ROOT
 
@@ -29,7 +30,7 @@ def test_command_is_the_harness_eval_with_the_oracle_modes_as_sr_rcnn(tmp_path):
            "DATASETS.TEST", '("v",)']
     _run(run, cmd)
     out = x2_oracle.oracle_command(run, "hr,size_aware_x2")
-    assert out[:7] == cmd[:6] + ["hr,size_aware_x2"]
+    assert out[:7] == [sys.executable, x2_oracle.TRAIN_NET] + cmd[2:6] + ["hr,size_aware_x2"]
     assert out[7:13] == cmd[7:11] + ["OUTPUT_DIR", os.path.join(run, "eval_x2")]  # the last one
     assert out[-4:] == x2_oracle.SR_OPTS
 

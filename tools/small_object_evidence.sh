@@ -13,16 +13,13 @@
 # protocol). Finished runs are skipped on a rerun.
 #
 #   bash tools/small_object_evidence.sh OUT [--groups double,causes,finetune,long] [--minutes M] [--tiny]
-#       [--half-res] [harness flags]
+#       [harness flags]
 #   e.g. on a GPU machine: ... OUT --device cuda --jobs 4 --num-workers 2
 #
 # --minutes M stops starting new work after M minutes (the runs in flight are killed), writes
 # the reports from what finished and deletes checkpoints of evaluated runs (what a short lease
-# on a machine can bring back). --tiny: the tiny datasets (a smoke test). --half-res: the
-# half-resolution protocol of docs/SMALL_OBJECTS.md: every run's images at 160 px instead of
-# 320 (the 2x ceiling at 320 px), the size keys that count input pixels halved with them, so
-# that the same objects are "small" and G's crops cover the same part of the image. Harness
-# flags (--seeds, --budget, --jobs, --device, ...) pass on; KEY VALUE overrides go last.
+# on a machine can bring back). --tiny: the tiny datasets (a smoke test). Harness flags
+# (--seeds, --budget, --jobs, --device, ...) pass on; KEY VALUE overrides go last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: $0 OUT [--groups double,causes] [--minutes M] [run_evidence.py flags]}
@@ -32,14 +29,11 @@ GROUPS_WANTED=double,causes
 MINUTES=0
 SPLITS=(train val pretrain)
 ARGS=()
-HALF=()
 while [ $# -gt 0 ]; do
   case $1 in
     --groups) GROUPS_WANTED=$2; shift 2 ;;
     --minutes) MINUTES=$2; shift 2 ;;
     --tiny) SPLITS=(tiny_train tiny_val tiny_pretrain); shift ;;
-    --half-res) HALF=(--input-size 160 MODEL.SRRCNN.X2.CROP_SIZE 32 MODEL.SRRCNN.X2.MAX_GT_SIZE 16.0
-                      MODEL.SRRCNN.SIZE_AWARE.MAX_SIZE 32.0); shift ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done
@@ -63,8 +57,7 @@ harness() {  # data group [extra flags]: one harness command
   esac
   "$PY" tools/run_evidence.py --variants "${VARIANTS[$group]}" --out "$runs" ${protocol[@]+"${protocol[@]}"} \
     --docs-dir "$OUT/$data/$group" --train-dataset "${DATA[$data]}_${SPLITS[0]}" \
-    --test-dataset "${DATA[$data]}_${SPLITS[1]}" "$@" ${HALF[@]+"${HALF[@]:0:2}"} \
-    ${ARGS[@]+"${ARGS[@]}"} ${HALF[@]+"${HALF[@]:2}"}
+    --test-dataset "${DATA[$data]}_${SPLITS[1]}" "$@" ${ARGS[@]+"${ARGS[@]}"}
 }
 
 status=0
@@ -74,7 +67,7 @@ for group in ${GROUPS_WANTED//,/ }; do
   for data in checker soft; do
     mkdir -p "$OUT/$data"
     # own process group, so that the harness and its training processes stop together
-    setsid bash -c "$(declare -f harness); $(declare -p VARIANTS DATA SPLITS ARGS HALF); OUT='$OUT' PY='$PY'
+    setsid bash -c "$(declare -f harness); $(declare -p VARIANTS DATA SPLITS ARGS); OUT='$OUT' PY='$PY'
       harness $data $group" >"$OUT/$data/$group.log" 2>&1 &
     pids+=($!)
   done

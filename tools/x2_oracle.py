@@ -24,13 +24,16 @@ import subprocess
 import sys
 
 SR_OPTS = ["MODEL.META_ARCHITECTURE", "SRRCNN", "MODEL.ROI_HEADS.NAME", "SRROIHeads"]
+TRAIN_NET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "train_net.py")
 KEYS = ("AP", "APs", "APm", "APl")
 
 
 def oracle_command(run_dir: str, modes: str):
-    """The run's eval command (run.json) with the oracle's test modes and output folder."""
+    """The run's eval command (run.json) with the oracle's test modes and output folder, run by
+    this Python and this repository's train_net.py."""
     with open(os.path.join(run_dir, "run.json")) as f:
         cmd = list(json.load(f)["eval_command"])
+    cmd[:2] = [sys.executable, TRAIN_NET]
     cmd[cmd.index("--test-modes") + 1] = modes
     cmd[len(cmd) - 1 - cmd[::-1].index("OUTPUT_DIR") + 1] = os.path.join(run_dir, "eval_x2")
     return cmd + SR_OPTS
