@@ -3,6 +3,8 @@
 
 import unittest
 
+import pytest
+
 import torch
 from torch import nn
 
@@ -221,3 +223,175 @@ def test_test_norm_stats_batch_uses_the_input_statistics():
     g.eval()
     g.test_norm_stats = "running"
     assert not torch.allclose(out, g(x))
+
+
+# --- G fast at test: batch norms folded into the convolutions (issue 13, item 4) ------------
+
+FOLDED_NORMS = ("BN", "SyncBN", "FrozenBN", "naiveSyncBN")  # running statistics: folded
+KEPT_NORMS = ("GN", "LN", "")  # per-sample statistics or none: nothing to fold
+
+
+def _trained_gen(norm, input_skip=False, seed=0):
+    """A generator whose norms hold non-trivial statistics and affine parameters."""
+    torch.manual_seed(seed)
+    g = _gen(8, width=32 if norm == "GN" else 4, norm=norm, input_skip=input_skip)  # GN: 32 groups
+    g.train()
+    for _ in range(3):
+        g(torch.randn(16, 8, 7, 7) * 3 + 1)  # running statistics of BN / SyncBN
+    with torch.no_grad():
+        for m in g.modules():
+            if m is not g and hasattr(m, "weight") and hasattr(m, "running_var"):  # FrozenBN
+                m.weight.uniform_(0.5, 2.0), m.bias.normal_()
+                m.running_mean.normal_(), m.running_var.uniform_(0.5, 2.0)
+    return g
+
+
+@pytest.mark.parametrize("norm", FOLDED_NORMS + KEPT_NORMS)
+@pytest.mark.parametrize("input_skip", [False, True])
+def test_folded_generator_equals_unfolded(norm, input_skip):
+    g = _trained_gen(norm, input_skip)
+    g.eval()
+    x = torch.randn(10, 8, 7, 7)
+    reference = g(x)  # autograd on: G itself, conv then norm
+    with torch.no_grad():
+        module = g.inference_module()
+        out = g(x)
+        again = g.inference_module()
+    if norm in FOLDED_NORMS:
+        assert module is not g and again is module  # cached
+        folded = [m for m in module.modules() if hasattr(m, "running_mean")]
+        assert not folded, f"{norm}: norms left after folding: {folded}"
+    else:
+        assert module is g
+    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(g.fold_batch_norms()(x), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_fold_the_thesis_generator():
+    """7 blocks, 256 -> 64 channels: within 1e-5 of the output's scale."""
+    g = _gen(256, num_blocks=7, width=64)
+    for _ in range(2):
+        g(torch.randn(32, 256, 7, 7) * 2 + 1)
+    g.eval()
+    x = torch.randn(50, 256, 7, 7)
+    reference = g(x)
+    with torch.no_grad():
+        out = g(x)
+    assert (out - reference).abs().max() <= 1e-5 * reference.abs().max()
+
+
+def test_batch_statistics_at_test_are_not_folded():
+    g = _trained_gen("BN")
+    g.test_norm_stats = "batch"
+    g.eval()
+    x = torch.randn(10, 8, 7, 7)
+    with torch.no_grad():
+        assert g.inference_module() is g
+        out = g(x)
+    g.train()  # batch statistics: the same output as in training mode, momentum aside
+    for m in g.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.0
+    torch.testing.assert_close(out, g(x))
+
+
+def test_autograd_on_uses_the_generator_itself():
+    g = _trained_gen("BN").eval()
+    assert g.inference_module() is g
+    g(torch.randn(4, 8, 7, 7)).sum().backward()
+    assert all(p.grad is not None for p in g.parameters())
+    g.fold_at_test = False
+    with torch.no_grad():
+        assert g.inference_module() is g
+
+
+def test_folding_leaves_state_dict_and_parameters_unchanged():
+    g = _trained_gen("BN")
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    params = [id(p) for p in g.parameters()]
+    g.eval()  # folds
+    with torch.no_grad():
+        g(torch.randn(4, 8, 7, 7))
+    assert g.state_dict().keys() == before.keys()
+    for k, v in g.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert [id(p) for p in g.parameters()] == params
+    assert not any("fold" in name for name, _ in g.named_modules())
+    g.train()
+    assert g.state_dict().keys() == before.keys()
+
+
+def test_folded_copy_follows_weight_changes():
+    """Loaded, edited in place, trained, converted: the folded copy is folded again."""
+    g = _trained_gen("BN").eval()
+    x = torch.randn(6, 8, 7, 7)
+
+    def check():
+        reference = g(x)
+        with torch.no_grad():
+            torch.testing.assert_close(g(x), reference, rtol=1e-5, atol=1e-5)
+
+    with torch.no_grad():
+        g(x)  # folded and cached
+    g.load_state_dict(_trained_gen("BN", seed=1).state_dict())
+    check()
+    with torch.no_grad():
+        nn.init.normal_(g.blocks[0].conv1.norm.weight)  # an in-place edit
+        g.blocks[1].conv2.norm.running_var.mul_(3)
+    check()
+    optimizer = torch.optim.SGD(g.parameters(), lr=0.1)
+    g.train()
+    g(torch.randn(16, 8, 7, 7)).square().mean().backward()
+    optimizer.step()
+    g.eval()
+    check()
+    g.double()
+    x = x.double()
+    check()
+    g.load_state_dict(_trained_gen("BN", seed=2).double().state_dict(), assign=True)
+    check()
+
+
+def test_checkpoint_saved_after_eval_loads_and_trains_identically():
+    """Evaluating (and folding) in the middle of training changes nothing in training."""
+    data = [torch.randn(16, 8, 7, 7) for _ in range(4)]
+
+    def train(g, batches):
+        optimizer = torch.optim.SGD(g.parameters(), lr=0.1, momentum=0.9)
+        g.train()
+        for x in batches:
+            optimizer.zero_grad()
+            g(x).square().mean().backward()
+            optimizer.step()
+        return {k: v.clone() for k, v in g.state_dict().items()}
+
+    plain, evaluated = _trained_gen("BN"), _trained_gen("BN")
+    train(plain, data[:2])
+    train(evaluated, data[:2])
+    evaluated.eval()
+    with torch.no_grad():
+        evaluated(torch.randn(5, 8, 7, 7))
+    checkpoint = {k: v.clone() for k, v in evaluated.state_dict().items()}
+    for k, v in plain.state_dict().items():
+        assert torch.equal(checkpoint[k], v), k
+    loaded = _trained_gen("BN", seed=3)
+    loaded.load_state_dict(checkpoint)
+    # optimizers restart in both, so compare the runs from the checkpoint on
+    a, b = train(evaluated, data[2:]), train(loaded, data[2:])
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_copies_start_without_a_folded_copy():
+    import copy
+    import pickle
+
+    g = _trained_gen("BN").eval()
+    x = torch.randn(4, 8, 7, 7)
+    with torch.no_grad():
+        out = g(x)
+    for other in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        assert other._fold_cache.module is None
+        with torch.no_grad():
+            torch.testing.assert_close(other(x), out)
+            assert other.inference_module() is not g.inference_module()

@@ -1,14 +1,18 @@
 # -*- coding: utf-8 -*-
 """The generator G_w of SR-RCNN: low-resolution RoI features -> super-resolved RoI features."""
 import contextlib
+import copy
+import itertools
 
 import fvcore.nn.weight_init as weight_init
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from detectron2.config import configurable
-from detectron2.layers import Conv2d, ShapeSpec, get_norm
+from detectron2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm
 from detectron2.utils.registry import Registry
 
 SRRCNN_GENERATOR_REGISTRY = Registry("SRRCNN_GENERATOR")
@@ -31,6 +35,44 @@ def _activation(name: str, channels: int) -> nn.Module:
     raise ValueError(
         f"MODEL.SRRCNN.GENERATOR.ACTIVATION must be 'prelu', 'relu' or 'leaky_relu', got {name!r}"
     )
+
+
+def _foldable(norm) -> bool:
+    """A norm that is an affine map of its input at test: a batch norm with running statistics."""
+    if isinstance(norm, FrozenBatchNorm2d):
+        return True
+    return isinstance(norm, _BatchNorm) and norm.running_mean is not None
+
+
+def _double(t):
+    return None if t is None else t.double()
+
+
+class _FoldCache:
+    """
+    G's folded copy for inference, and G's tensors with the version counters they had when it
+    was folded (every in-place edit of a tensor, ``copy_`` by load_state_dict, an optimizer
+    step, ``nn.init``, bumps its counter). A plain object, so not in G's state_dict or
+    parameters; a copy or unpickling of G starts with an empty one.
+    """
+
+    def __init__(self):
+        self.module, self.tensors, self.versions = None, [], None
+
+    def stale(self) -> bool:
+        return self.versions is None or [t._version for t in self.tensors] != self.versions
+
+    def mark(self, tensors) -> None:
+        """Remember `tensors` as they are now (inference tensors have no counter: and cannot
+        be edited outside inference_mode)."""
+        self.tensors = [t for t in tensors if not t.is_inference()]
+        self.versions = [t._version for t in self.tensors]
+
+    def __deepcopy__(self, memo):
+        return _FoldCache()
+
+    def __getstate__(self):
+        return _FoldCache().__dict__
 
 
 class ResidualBlock(nn.Module):
@@ -67,7 +109,7 @@ class SRResNetGenerator(nn.Module):
     @configurable
     def __init__(self, input_shape: ShapeSpec, *, num_blocks: int, width: int,
                  norm: str = "BN", activation: str = "prelu", input_skip: bool = False,
-                 test_norm_stats: str = "running"):
+                 test_norm_stats: str = "running", fold_at_test: bool = True):
         """
         Args:
             input_shape: ShapeSpec(channels=C, height=P, width=P) of the RoI features.
@@ -79,6 +121,9 @@ class SRResNetGenerator(nn.Module):
                 tail(...); the output stays linear either way.
             test_norm_stats: "running", or "batch": in eval mode the batch norms normalise
                 with the statistics of the input batch (running statistics untouched).
+            fold_at_test: at test with "running" statistics, compute G by its folded copy
+                (:meth:`inference_module`): the same function, fewer kernels. False: as in
+                training, conv then norm (e.g. to measure what folding saves).
         """
         super().__init__()
         channels = input_shape.channels
@@ -97,6 +142,8 @@ class SRResNetGenerator(nn.Module):
             raise ValueError("MODEL.SRRCNN.GENERATOR.TEST_NORM_STATS must be 'running' or 'batch', "
                              f"got {test_norm_stats!r}")
         self.test_norm_stats = test_norm_stats
+        self.fold_at_test = fold_at_test
+        self._fold_cache = _FoldCache()
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 weight_init.c2_msra_fill(m)
@@ -110,9 +157,87 @@ class SRResNetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(R, C, P, P) -> (R, C, P, P)."""
+        module = self.inference_module()
+        if module is not self:  # its forward: this module's hooks have run, not the copy's
+            return module.forward(x)
         with self._norm_statistics():
             out = self.tail(self.blocks(self.head(x)))
         return x + out if self.input_skip else out
+
+    def train(self, mode: bool = True):
+        """As nn.Module.train; going to eval mode also folds the batch norms (see
+        :meth:`inference_module`), going to training mode marks the folded copy stale."""
+        super().train(mode)
+        self._fold_cache.versions = None
+        if not mode and self.fold_at_test and self.test_norm_stats == "running":
+            self._refold()
+        return self
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._fold_cache.versions = None  # loaded (also by assignment): fold again
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._fold_cache = _FoldCache()  # .to(device), .half(), ...: fold again from the new tensors
+        return super()._apply(fn, *args, **kwargs)
+
+    def inference_module(self) -> nn.Module:
+        """
+        The module that computes G now. At test (eval mode, ``test_norm_stats`` "running",
+        autograd off, ``fold_at_test``) with batch norms to fold: a cached copy of G with
+        every batch norm folded into the convolution before it (:meth:`fold_batch_norms`),
+        folded again when G's weights or buffers have been loaded, trained, moved or edited in
+        place since (a parameter object replaced by assignment needs ``train()`` then
+        ``eval()``). Otherwise G itself: in training, with batch statistics at test, or with
+        autograd on (gradients must reach G's weights, which the folded copy holds as
+        constants).
+        """
+        if self.training or not self.fold_at_test or self.test_norm_stats != "running" \
+                or torch.is_grad_enabled():
+            return self
+        if self._fold_cache.stale():
+            self._refold()
+        return self if self._fold_cache.module is None else self._fold_cache.module
+
+    def _refold(self):
+        """(Re)build the cached folded copy, in place when there is one (a torch.compile'd
+        caller keeps its graph, since the copy stays the same module)."""
+        cache = self._fold_cache
+        if not any(_foldable(getattr(m, "norm", None)) for m in self.modules()):
+            cache.module = None  # GroupNorm, LayerNorm or none: nothing to fold
+        elif cache.module is None:
+            cache.module = self.fold_batch_norms()
+        else:
+            with torch.inference_mode(False), torch.no_grad():
+                cache.module.load_state_dict(self.fold_batch_norms().state_dict())
+        cache.mark(itertools.chain(self.parameters(), self.buffers()))
+
+    def fold_batch_norms(self) -> "SRResNetGenerator":
+        """
+        A copy of G in eval mode in which every batch norm with running statistics
+        (BN, SyncBN, FrozenBN) is folded into the convolution before it: conv weight x
+        gamma / sqrt(var + eps), and the matching bias (``torch.nn.utils.fusion``). At test it
+        computes the same function as G (up to float rounding); other norms stay as they are.
+        G itself and its state_dict are unchanged; the copy's tensors need no gradient.
+
+        Returns:
+            SRResNetGenerator mapping (R, C, P, P) to (R, C, P, P).
+        """
+        # a tensor made under inference_mode could not be updated in place outside it
+        with torch.inference_mode(False), torch.no_grad():
+            folded = copy.deepcopy(self)
+            folded.fold_at_test = False
+            for m in folded.modules():
+                norm = getattr(m, "norm", None)
+                if isinstance(m, nn.Conv2d) and _foldable(norm):
+                    dtype = m.weight.dtype
+                    weight, bias = fuse_conv_bn_weights(  # in float64, then G's dtype
+                        _double(m.weight), _double(m.bias), _double(norm.running_mean),
+                        _double(norm.running_var), norm.eps, _double(norm.weight),
+                        _double(norm.bias))
+                    m.weight, m.bias = nn.Parameter(weight.to(dtype)), nn.Parameter(bias.to(dtype))
+                    m.norm = None
+        return folded.requires_grad_(False).eval()
 
     @contextlib.contextmanager
     def _norm_statistics(self):
