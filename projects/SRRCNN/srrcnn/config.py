@@ -123,6 +123,18 @@ def add_srrcnn_config(cfg):
     # G on RoI_LR, its training input, from a 0.5x pass; "size_aware_x2" (an oracle for G)
     # "size_aware" with G's output replaced by the real RoI feature of a 2x pass.
     _C.MODEL.SRRCNN.TEST_MODE = "size_aware"
+    # G's pass at test (TEST_MODE "sr", "sr_lr", "size_aware": G, then the box head and
+    # predictor on its output) under torch.compile (beyond the thesis; README "Cost": on a GPU at
+    # batch 1 that pass is ~45 small kernels). G's batch norms are folded into its convolutions
+    # at test in any case (GENERATOR.TEST_NORM_STATS "running"). Training never compiles.
+    _C.MODEL.SRRCNN.TEST_COMPILE = CN()
+    # A torch.compile backend: "" (off, eager; default), "inductor" (generates fused kernels;
+    # meant for a CUDA GPU, where the first images compile for tens of seconds), or "eager" /
+    # "aot_eager" (dynamo capture without code generation: tests, debugging).
+    _C.MODEL.SRRCNN.TEST_COMPILE.BACKEND = ""
+    # torch.compile's mode: "default", "reduce-overhead" (CUDA graphs: one launch per pass;
+    # one graph per RoI count), "max-autotune". Modes other than "default": inductor only.
+    _C.MODEL.SRRCNN.TEST_COMPILE.MODE = "default"
     # The "size_aware" test mode: a RoI goes through G when the plain pass predicts it small
     # and likely an object.
     _C.MODEL.SRRCNN.SIZE_AWARE = CN()

@@ -16,6 +16,7 @@ from detectron2.utils.events import get_event_storage
 from .fast_rcnn import SRFastRCNNOutputLayers
 from .generator import build_generator
 from .losses import content_loss, discriminator_adversarial_loss, generator_adversarial_loss
+from .sr_box_pass import SRBoxPass
 from .x2_crops import X2_SCALE, X2_SUFFIX, X2_WINDOWS, assign_to_windows
 
 # In training, the meta-architecture passes the 0.5x pyramid in the same `features` dict as
@@ -63,7 +64,8 @@ class SRROIHeads(StandardROIHeads):
                  size_aware_merge: str = "mean", d_through_g: bool = True,
                  pair: str = "half_to_full", d_sr_task_weight: float = -1.0,
                  lr_box_pooler=None, d_content_weight: float = 0.0,
-                 d_x2_task_weight: float = 0.0, **kwargs):
+                 d_x2_task_weight: float = 0.0, test_compile_backend: str = "",
+                 test_compile_mode: str = "default", **kwargs):
         """
         Args:
             generator: maps (R, C, P, P) RoI features to the same shape.
@@ -88,6 +90,8 @@ class SRROIHeads(StandardROIHeads):
             d_x2_task_weight: "full_to_double": weight of D's task terms on the 2x targets
                 (the head learns to read real 2x features; no gradient reaches the backbone).
             lr_box_pooler: pools RoI_LR; None: the box pooler (the FPN level of the scaled box).
+            test_compile_backend, test_compile_mode: at test, G and the box head's pass on its
+                output under ``torch.compile`` with this backend and mode; "": eager.
             pair: one of PAIRS. "full_to_double": G's input is RoI_HR of the sampled proposals
                 inside the 2x crops' windows (:mod:`srrcnn.x2_crops`), its target and D's
                 "real" samples the same boxes pooled from the crops' pyramid.
@@ -130,6 +134,7 @@ class SRROIHeads(StandardROIHeads):
             raise ValueError("MODEL.SRRCNN.D_X2_TASK_WEIGHT needs MODEL.SRRCNN.PAIR "
                              f"'full_to_double' (the 2x targets), got PAIR {pair!r}")
         self.d_x2_task_weight = d_x2_task_weight
+        self.sr_box_pass = SRBoxPass(test_compile_backend, test_compile_mode)
 
     @classmethod
     def from_config(cls, cfg, input_shape):
@@ -146,7 +151,9 @@ class SRROIHeads(StandardROIHeads):
                    size_aware_max_rois=sr.SIZE_AWARE.MAX_ROIS_PER_IMAGE,
                    size_aware_merge=sr.SIZE_AWARE.MERGE, d_through_g=sr.D_THROUGH_G,
                    pair=sr.PAIR, d_sr_task_weight=sr.D_SR_TASK_WEIGHT,
-                   d_content_weight=sr.D_CONTENT_WEIGHT, d_x2_task_weight=sr.D_X2_TASK_WEIGHT)
+                   d_content_weight=sr.D_CONTENT_WEIGHT, d_x2_task_weight=sr.D_X2_TASK_WEIGHT,
+                   test_compile_backend=sr.TEST_COMPILE.BACKEND,
+                   test_compile_mode=sr.TEST_COMPILE.MODE)
         return ret
 
     @classmethod
@@ -319,19 +326,19 @@ class SRROIHeads(StandardROIHeads):
         else:
             roi = self.box_pooler(hr, [x.proposal_boxes for x in proposals])  # (R, C, P, P)
         if self.test_mode in ("sr", "sr_lr"):
-            with record_function("srrcnn.generator"):
-                roi = self.generator(roi)
-            predictions = self.box_predictor(self.box_head(roi))
+            with record_function("srrcnn.sr_box_pass"):  # G, box head, predictor
+                predictions = self.sr_box_pass(self.generator, self.box_head, self.box_predictor, roi)
         else:
             predictions = self.box_predictor(self.box_head(roi))
             select = self.select_size_aware(predictions, proposals)
             if select.numel() > 0:
                 if self.test_mode == "size_aware_x2":
                     sr_roi = self.pool_x2_selected(features, proposals, select)
+                    sr_predictions = self.box_predictor(self.box_head(sr_roi))
                 else:
-                    with record_function("srrcnn.generator"):
-                        sr_roi = self.generator(roi[select])
-                sr_predictions = self.box_predictor(self.box_head(sr_roi))
+                    with record_function("srrcnn.sr_box_pass"):
+                        sr_predictions = self.sr_box_pass(self.generator, self.box_head,
+                                                          self.box_predictor, roi[select])
                 predictions = self.merge_predictions(predictions, sr_predictions, select)
         pred_instances, _ = self.box_predictor.inference(predictions, proposals)
         return pred_instances
