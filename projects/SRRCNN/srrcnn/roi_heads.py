@@ -13,6 +13,7 @@ from detectron2.modeling.sampling import subsample_labels
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
+from .export import select_per_image_traceable
 from .fast_rcnn import SRFastRCNNOutputLayers
 from .generator import build_generator
 from .losses import content_loss, discriminator_adversarial_loss, generator_adversarial_loss
@@ -331,7 +332,8 @@ class SRROIHeads(StandardROIHeads):
         else:
             predictions = self.box_predictor(self.box_head(roi))
             select = self.select_size_aware(predictions, proposals)
-            if select.numel() > 0:
+            # a trace always holds G's pass, for any number of selected RoIs, none included
+            if torch.jit.is_tracing() or select.numel() > 0:
                 if self.test_mode == "size_aware_x2":
                     sr_roi = self.pool_x2_selected(features, proposals, select)
                     sr_predictions = self.box_predictor(self.box_head(sr_roi))
@@ -377,11 +379,15 @@ class SRROIHeads(StandardROIHeads):
         score, cls = probs[:, :-1].max(dim=1)
         deltas = predictions[1]
         if deltas.shape[1] > 4:  # class-specific: decode only the top class's box
-            deltas = deltas.view(len(deltas), -1, 4)[torch.arange(len(deltas), device=deltas.device), cls]
+            r = deltas.shape[0]  # not len(): a trace keeps it a size, not a constant
+            deltas = deltas.view(r, -1, 4)[torch.arange(r, device=deltas.device), cls]
         b = self.box_predictor.box2box_transform.apply_deltas(
             deltas, cat([p.proposal_boxes.tensor for p in proposals]))  # (R, 4)
         side = ((b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)).sqrt()
         small = (side < self.size_aware_max_size) & (score >= self.size_aware_min_score)
+        if torch.jit.is_tracing():  # export: the same RoIs, selected without Python branches
+            boxes = [p.proposal_boxes.tensor for p in proposals]
+            return select_per_image_traceable(small, score, boxes, self.size_aware_max_rois)
         selected, offset = [], 0
         for p in proposals:
             keep = torch.nonzero(small[offset:offset + len(p)]).squeeze(1) + offset
@@ -405,12 +411,13 @@ class SRROIHeads(StandardROIHeads):
         """
         scores, deltas = (t.clone() for t in predictions)
         sr_scores, sr_deltas = sr_predictions
-        if self.size_aware_merge == "replace":
-            scores[select], deltas[select] = sr_scores, sr_deltas
-        else:
+        if self.size_aware_merge != "replace":
             probs = (scores[select].softmax(-1) + sr_scores.softmax(-1)) / 2
-            scores[select] = probs.clamp(min=1e-12).log()
-            deltas[select] = (deltas[select] + sr_deltas) / 2
+            sr_scores = probs.clamp(min=1e-12).log()
+            sr_deltas = (deltas[select] + sr_deltas) / 2
+        # index_put_, not `scores[select] = ...`: a trace of that fixes the shape of one row
+        scores.index_put_((select,), sr_scores)
+        deltas.index_put_((select,), sr_deltas)
         return scores, deltas
 
     def gan_losses(self, roi_hr, roi_sr, adv_hr, adv_sr, hr_losses, sr_losses, weights=None):
