@@ -2,7 +2,9 @@
 """
 SR-RCNN demo, in the spirit of detectron2's demo/demo.py: run detectron2's DefaultPredictor on
 images, draw boxes, masks and class names with detectron2's Visualizer, and write one COCO
-results json for all images.
+results json for all images. With --slice-size, --slice-overlap, --full-image-pass or
+--slice-merge it predicts by overlapping slices instead (srrcnn.SlicedPredictor, for large
+images; docs/LARGE_IMAGES.md); the settings not given come from the config's TEST.SLICE.*.
 
 Usage::
 
@@ -11,6 +13,10 @@ Usage::
         --input images/ 'more/*.png' one.jpg --output out/ --confidence-threshold 0.3 \\
         --test-mode hr \\
         --opts MODEL.WEIGHTS output/sr_rcnn_shapes_cpu/model_final.pth MODEL.DEVICE cpu
+
+    # a large image, by 320 px slices overlapping by 20 %, plus the whole image
+    .venv/bin/python demo/demo.py --config-file ... --input large.png --output out/ \
+        --slice-size 320 --slice-overlap 0.2 --full-image-pass --opts MODEL.WEIGHTS ...
 
 Class names come from the metadata of DATASETS.TEST[0]; a dataset of your own is registered with
 train_net.py's flags (--register-coco, --register-yolo, --register-visdrone; srrcnn.data.cli),
@@ -28,9 +34,9 @@ Outputs, in --output:
   contiguous id + 1.
 
 --input takes image files, folders (their images, not recursive) and glob patterns. A missing
-config file, a bad config key, a --register-* path that does not exist or an input that
-matches nothing stops the demo with status 2; an unreadable image is skipped with a warning,
-and the demo exits with status 1 after writing everything else.
+config file, a bad config key or value (slice settings included), a --register-* path that does
+not exist or an input that matches nothing stops the demo with status 2; an unreadable image is
+skipped with a warning, and the demo exits with status 1 after writing everything else.
 """
 import argparse
 import glob
@@ -44,6 +50,7 @@ import tqdm
 import srrcnn  # noqa: F401  (registers SR-RCNN and its datasets)
 from srrcnn.data import add_register_arguments, register_from_args
 from srrcnn.roi_heads import TEST_MODES
+from srrcnn.sliced import MERGE_METHODS, SlicedPredictor, slice_grid
 from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.detection_utils import read_image
@@ -53,11 +60,15 @@ from detectron2.utils.logger import setup_logger
 from detectron2.utils.visualizer import ColorMode, Visualizer
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")  # folder listing
+# the sliced-inference flags (argparse dest) and the TEST.SLICE keys they set
+SLICE_FLAGS = {"slice_size": "SIZE", "slice_overlap": "OVERLAP",
+               "full_image_pass": "FULL_IMAGE_PASS", "slice_merge": "MERGE"}
 RESULTS_FILE = "results.json"
 
 
 def get_parser():
-    parser = argparse.ArgumentParser(description="SR-RCNN demo on images (DefaultPredictor)")
+    parser = argparse.ArgumentParser(
+        description="SR-RCNN demo on images (DefaultPredictor, or SlicedPredictor by slices)")
     parser.add_argument("--config-file", required=True, metavar="FILE", help="path to config file")
     parser.add_argument("--input", nargs="+", required=True,
                         help="image files, folders or glob patterns such as 'dir/*.png'")
@@ -67,6 +78,19 @@ def get_parser():
     parser.add_argument("--test-mode", choices=TEST_MODES, default=None,
                         help="MODEL.SRRCNN.TEST_MODE: sr = with the generator, hr = without, "
                              "size_aware = G on RoIs predicted small (default: the config's)")
+    sliced = parser.add_argument_group(
+        "sliced inference", "any of these predicts by slices (srrcnn.SlicedPredictor); settings "
+        "not given come from TEST.SLICE.*")
+    sliced.add_argument("--slice-size", type=int, metavar="PIXELS",
+                        help="side of a square slice in image pixels (TEST.SLICE.SIZE)")
+    sliced.add_argument("--slice-overlap", type=float, metavar="RATIO",
+                        help="overlap of neighbouring slices, a fraction of the side in [0, 1) "
+                             "(TEST.SLICE.OVERLAP)")
+    sliced.add_argument("--full-image-pass", action="store_true", default=None,
+                        help="also merge in a pass over the whole image (TEST.SLICE.FULL_IMAGE_PASS)")
+    sliced.add_argument("--slice-merge", choices=MERGE_METHODS,
+                        help="merge across slices: nms (batched_nms) or nmm (non-maximum "
+                             "merging) (TEST.SLICE.MERGE)")
     add_register_arguments(parser)  # as train_net.py: class names of your own DATASETS.TEST
     parser.add_argument("--opts", default=[], nargs=argparse.REMAINDER,
                         help="config overrides as KEY VALUE pairs, e.g. MODEL.WEIGHTS x.pth")
@@ -85,8 +109,23 @@ def setup_cfg(args):
     cfg.MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH = args.confidence_threshold
     if args.test_mode is not None:
         cfg.MODEL.SRRCNN.TEST_MODE = args.test_mode
+    for dest, key in SLICE_FLAGS.items():
+        if getattr(args, dest) is not None:
+            cfg.TEST.SLICE[key] = getattr(args, dest)
     cfg.freeze()
     return cfg
+
+
+def build_predictor(cfg, args, logger):
+    """
+    SlicedPredictor (settings: TEST.SLICE.*, which the flags set) when a slice flag is given,
+    else DefaultPredictor. Raises ValueError on a bad setting.
+    """
+    if all(getattr(args, dest) is None for dest in SLICE_FLAGS):
+        return DefaultPredictor(cfg)
+    predictor = SlicedPredictor(cfg)
+    logger.info("Sliced inference: %s", ", ".join(f"{k}={v}" for k, v in predictor.slice_args.items()))
+    return predictor
 
 
 def expand_inputs(patterns):
@@ -152,14 +191,18 @@ def output_path(output_dir, path, index, used):
     return os.path.join(output_dir, name)
 
 
-def run(cfg, paths, output_dir, logger):
+def run(cfg, paths, output_dir, logger, predictor=None):
     """
     Predict, draw and collect COCO results for every path.
+
+    Args:
+        predictor: DefaultPredictor(cfg) when None, or e.g. a SlicedPredictor.
 
     Returns:
         (list[dict], list[str]): the COCO results and the paths that could not be read.
     """
-    predictor = DefaultPredictor(cfg)
+    predictor = DefaultPredictor(cfg) if predictor is None else predictor
+    slice_args = getattr(predictor, "slice_args", None)
     metadata = get_metadata(cfg)
     log_class_names(cfg, metadata, logger)
     results, failed, used = [], [], set()
@@ -175,7 +218,11 @@ def run(cfg, paths, output_dir, logger):
         drawn = visualizer.draw_instance_predictions(instances).get_image()
         cv2.imwrite(output_path(output_dir, path, index, used), drawn[:, :, ::-1])
         results.extend(to_coco_results(instances, index, path, metadata))
-        logger.info("%s: %d instances", path, len(instances))
+        if slice_args:
+            slices = len(slice_grid(*image.shape[:2], slice_args["slice_size"], slice_args["overlap"]))
+            logger.info("%s: %d instances (%d slices)", path, len(instances), slices)
+        else:
+            logger.info("%s: %d instances", path, len(instances))
     return results, failed
 
 
@@ -204,8 +251,13 @@ def main(argv=None):
         logger.error("Config error: %s (keys SR-RCNN adds: README.md, 'Config keys')",
                      e.args[0] if e.args else e)
         return 2
+    try:
+        predictor = build_predictor(cfg, args, logger)
+    except ValueError as e:  # a value the model or the slicing rejects, e.g. an overlap of 1.5
+        logger.error("Config error: %s", e)
+        return 2
     os.makedirs(args.output, exist_ok=True)
-    results, failed = run(cfg, paths, args.output, logger)
+    results, failed = run(cfg, paths, args.output, logger, predictor)
     with open(os.path.join(args.output, RESULTS_FILE), "w") as f:
         json.dump(results, f)
     logger.info("Wrote %d of %d images and %d detections to %s",

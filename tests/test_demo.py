@@ -101,3 +101,42 @@ def test_demo_names_classes_of_a_dataset_registered_by_flag(setup):
     rc, out = run_demo(setup, [images / "a.png"], tmp / "out_missing", "--register-yolo",
                        "mine", sample[0], str(missing), sample[2])
     assert rc == 2 and "Dataset error (--register-yolo mine)" in out and str(missing) in out
+
+
+@pytest.fixture(scope="module")
+def mask_rcnn_setup(tmp_path_factory):
+    """(tmp, config yaml, weights, image folder): Mask R-CNN of the instant test, random weights,
+    and one 150 x 230 image, larger than a 64 px slice."""
+    tmp = tmp_path_factory.mktemp("demo_sliced")
+    cfg = get_tiny_cfg(sr=False, config_file="quick_schedules/mask_rcnn_instant_test.yaml")
+    (tmp / "config.yaml").write_text(cfg.dump())
+    DetectionCheckpointer(get_model_no_weights(cfg), str(tmp)).save("model")
+    images = tmp / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "large.png"),
+                np.random.default_rng(1).integers(0, 256, (150, 230, 3), dtype=np.uint8))
+    return tmp, tmp / "config.yaml", tmp / "model.pth", images
+
+
+def test_demo_sliced(mask_rcnn_setup):
+    """--slice-size and friends switch to SlicedPredictor: boxes in image coordinates, everywhere."""
+    tmp, images = mask_rcnn_setup[0], mask_rcnn_setup[3]
+    output = tmp / "out_sliced"
+    rc, out = run_demo(mask_rcnn_setup, [images / "large.png"], output, "--slice-size", "64",
+                       "--slice-overlap", "0.25", "--full-image-pass", "--slice-merge", "nmm",
+                       opts=("TEST.DETECTIONS_PER_IMAGE", "20"))
+    assert rc == 0, out[-4000:]
+    assert "Sliced inference: slice_size=64, overlap=0.25, full_image_pass=True, merge=nmm" in out
+    assert "large.png: 20 instances (15 slices)" in out  # 3 rows x 5 columns, 48 px apart
+    drawn = cv2.imread(str(output / "large.png"))
+    assert drawn is not None and drawn.shape == (150, 230, 3)
+    results = json.loads((output / "results.json").read_text())
+    assert results and all(set(r) == RESULT_KEYS for r in results)
+    x0, y0, w, h = np.array([r["bbox"] for r in results]).T
+    assert (x0 >= 0).all() and (y0 >= 0).all() and (x0 + w <= 230 + 1e-3).all() \
+        and (y0 + h <= 150 + 1e-3).all()
+    assert (x0 > 64).any() and (y0 > 64).any()  # found beyond the first slice
+
+    rc, out = run_demo(mask_rcnn_setup, [images / "large.png"], tmp / "out_bad",
+                       "--slice-size", "64", "--slice-overlap", "1.5")
+    assert rc == 2 and "Config error: slice overlap must be a ratio in [0, 1), got 1.5" in out
