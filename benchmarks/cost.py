@@ -12,7 +12,11 @@ same batches / images:
 * memory: peak memory of a training run, each model in its own process (CUDA: max allocated;
   CPU: peak RSS during the training iterations, sampled, minus the RSS before them);
 * inference: seconds per image at test time, SR-RCNN in each test mode ("hr": without G,
-  "sr": G on every RoI, "size_aware": G on the RoIs predicted small);
+  "sr": G on every RoI, "size_aware": G on the RoIs predicted small), G with its batch norms
+  folded into its convolutions as at any test; "sr" and "size_aware" again with G unfolded
+  (rows `_unfolded`, conv then norm as in training: what folding saves);
+* generator: G alone at test, batch norms folded against not, on as many RoIs as "size_aware"
+  (SIZE_AWARE.MAX_ROIS_PER_IMAGE) and "sr" (RPN.POST_NMS_TOPK_TEST) send at most per image;
 * breakdown: torch.profiler ranges of one training iteration, where SR-RCNN's extra time goes
   (second backbone pass, generator, extra box-head rows and 0.5x RoI pooling, backward, G step).
 
@@ -28,7 +32,8 @@ SIZE_AWARE.MAX_SIZE is unbounded, so "size_aware" sends its maximum number of Ro
 (MAX_ROIS_PER_IMAGE) through G: its cost is an upper bound.
 
     python benchmarks/cost.py [--config-file configs/sr_rcnn_R_50_FPN_3x.yaml]
-        [--size 512] [--batch 2] [--iters 5] [--what train,memory,inference,breakdown] [opts ...]
+        [--size 512] [--batch 2] [--iters 5] [--what train,memory,inference,breakdown]
+        [opts ...]      (--what also: generator, upscale)
 
 The last line printed is `name=value` ratios (SR-RCNN / Mask R-CNN).
 """
@@ -49,16 +54,24 @@ from torch.autograd.profiler import record_function
 from detectron2.config import get_cfg
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import SimpleTrainer
+from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import EventStorage
 
-from srrcnn import SRGANTrainer, add_srrcnn_config, build_discriminator_optimizer, build_generator_optimizer
+from srrcnn import (
+    SRGANTrainer,
+    add_srrcnn_config,
+    build_discriminator_optimizer,
+    build_generator,
+    build_generator_optimizer,
+)
 from srrcnn.data import CheckedDatasetMapper
 from srrcnn.evaluation import test_mode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEST_MODES = ("hr", "sr", "size_aware")
+UNFOLDED_MODES = ("sr", "size_aware")  # measured again with G's batch norms not folded
 
 
 def make_cfgs(args):
@@ -214,8 +227,10 @@ def bench_inference(args, base_cfg, sr_cfg):
     torch.nn.init.zeros_(tail.weight), torch.nn.init.zeros_(tail.bias)
     loader = build_detection_test_loader(base_cfg, args.dataset, mapper=CheckedDatasetMapper(base_cfg, False))
     images = list(itertools.islice(iter(loader), args.images + args.warmup))
-    runs = {"mask_rcnn": (base, None)}
-    runs.update({f"sr_rcnn_{m}": (sr, m) for m in TEST_MODES})
+    generator = sr.roi_heads.generator
+    runs = {"mask_rcnn": (base, None, True)}  # name: (model, test mode, G folded)
+    runs.update({f"sr_rcnn_{m}": (sr, m, True) for m in TEST_MODES})
+    runs.update({f"sr_rcnn_{m}_unfolded": (sr, m, False) for m in UNFOLDED_MODES})
     times = {k: [] for k in runs}
     detections = {k: [] for k in runs}
     selected = []
@@ -230,21 +245,51 @@ def bench_inference(args, base_cfg, sr_cfg):
     heads.select_size_aware = counting_select
     with torch.no_grad():
         for i, batch in enumerate(images):
-            for name, (model, mode) in runs.items():
+            for name, (model, mode, fold) in runs.items():
                 out = []
+                generator.fold_at_test = fold
                 with test_mode(model, mode) if mode else contextlib.nullcontext():
                     t = timed(lambda: out.append(model(batch)), args.device)
                 if i >= args.warmup:
                     times[name].append(t)
                     detections[name].append(len(out[0][0]["instances"]))
     print(f"== inference: seconds per image (batch 1; size_aware sent {statistics.mean(selected):.0f} "
-          f"RoIs per image through G, of MAX_ROIS_PER_IMAGE {heads.size_aware_max_rois})")
+          f"RoIs per image through G, of MAX_ROIS_PER_IMAGE {heads.size_aware_max_rois}; G's batch "
+          f"norms folded, _unfolded: not; TEST_COMPILE.BACKEND {heads.sr_box_pass.backend or 'off'})")
     for k, v in times.items():
         print(summary(k, v) + f", {statistics.mean(detections[k]):.0f} detections per image")
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"infer_without_G_ratio": med["sr_rcnn_hr"] / med["mask_rcnn"],
             "infer_with_G_ratio": med["sr_rcnn_sr"] / med["mask_rcnn"],
-            "infer_size_aware_ratio": med["sr_rcnn_size_aware"] / med["mask_rcnn"]}
+            "infer_size_aware_ratio": med["sr_rcnn_size_aware"] / med["mask_rcnn"],
+            "infer_with_G_unfolded_ratio": med["sr_rcnn_sr_unfolded"] / med["mask_rcnn"],
+            "infer_size_aware_unfolded_ratio": med["sr_rcnn_size_aware_unfolded"] / med["mask_rcnn"]}
+
+
+def bench_generator(args, sr_cfg):
+    """G alone at test (eval, no autograd), folded and unfolded interleaved, --images calls each."""
+    res = sr_cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
+    seed_all_rng(0)
+    generator = build_generator(sr_cfg, ShapeSpec(channels=sr_cfg.MODEL.FPN.OUT_CHANNELS,
+                                                  height=res, width=res)).to(args.device).eval()
+    print("== generator: seconds per call at test, G alone (batch norms folded / unfolded)")
+    ratios = {}
+    with torch.no_grad():
+        for mode, rois in (("size_aware", sr_cfg.MODEL.SRRCNN.SIZE_AWARE.MAX_ROIS_PER_IMAGE),
+                           ("sr", sr_cfg.MODEL.RPN.POST_NMS_TOPK_TEST)):
+            x = torch.randn(rois, sr_cfg.MODEL.FPN.OUT_CHANNELS, res, res, device=args.device)
+            times = {"folded": [], "unfolded": []}
+            for i in range(args.images + args.warmup):
+                for name in times:
+                    generator.fold_at_test = name == "folded"
+                    t = timed(lambda: generator(x), args.device)
+                    if i >= args.warmup:
+                        times[name].append(t)
+            for name, v in times.items():
+                print(summary(f"{rois} RoIs ({mode}), {name}", v))
+            ratios[f"generator_{mode}_folded_ratio"] = \
+                statistics.median(times["folded"]) / statistics.median(times["unfolded"])
+    return ratios
 
 
 def bench_upscale(args, base_cfg):
@@ -381,7 +426,8 @@ def parser():
     p.add_argument("--dataset", default="srrcnn_shapes_train", help="registered dataset for the batches")
     p.add_argument("--what", default="train,memory,inference,breakdown",
                    help="comma list of: train, memory, inference, breakdown, upscale (Mask R-CNN "
-                   "at 2x the size against 1x: the cost of the ceiling)")
+                   "at 2x the size against 1x: the cost of the ceiling), generator (G alone at "
+                   "test, batch norms folded against not)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for SR-RCNN (KEY VALUE ...)")
     return p
@@ -411,7 +457,8 @@ def main(argv=None):
     ratios = {}
     steps = {"train": lambda: bench_train(args, base_cfg, sr_cfg), "memory": lambda: bench_memory(args),
              "inference": lambda: bench_inference(args, base_cfg, sr_cfg),
-             "breakdown": lambda: bench_breakdown(args), "upscale": lambda: bench_upscale(args, base_cfg)}
+             "breakdown": lambda: bench_breakdown(args), "upscale": lambda: bench_upscale(args, base_cfg),
+             "generator": lambda: bench_generator(args, sr_cfg)}
     for what in args.what.split(","):
         if what not in steps:
             raise SystemExit(f"--what: unknown {what!r}; choose from {', '.join(steps)}")

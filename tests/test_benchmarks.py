@@ -25,7 +25,8 @@ def test_ratio_line(output):
     last = output.strip().splitlines()[-1]
     ratios = dict(kv.split("=") for kv in last.split())
     assert set(ratios) == {"train_iter_ratio", "peak_memory_ratio", "infer_without_G_ratio",
-                           "infer_with_G_ratio", "infer_size_aware_ratio"}
+                           "infer_with_G_ratio", "infer_size_aware_ratio",
+                           "infer_with_G_unfolded_ratio", "infer_size_aware_unfolded_ratio"}
     for v in ratios.values():
         assert float(v) > 0
 
@@ -38,6 +39,17 @@ def test_settings_and_sections(output):
     line = next(l for l in output.splitlines() if l.startswith("== inference"))
     sent = int(line.split("size_aware sent ")[1].split()[0])
     assert 0 <= sent <= 4
+
+
+def test_inference_with_folded_and_unfolded_generator(output):
+    """G's batch norms folded (the usual test path) and not: the same detections."""
+    lines = output.split("== inference")[1].split("==")[0].splitlines()
+    assert "G's batch norms folded, _unfolded: not; TEST_COMPILE.BACKEND off" in lines[0]
+    rows = {l.split(":")[0]: l.split(", ")[-1] for l in lines[1:] if l.startswith("sr_rcnn")}
+    assert set(rows) == {"sr_rcnn_hr", "sr_rcnn_sr", "sr_rcnn_size_aware", "sr_rcnn_sr_unfolded",
+                         "sr_rcnn_size_aware_unfolded"}
+    for mode in ("sr", "size_aware"):
+        assert rows[f"sr_rcnn_{mode}"] == rows[f"sr_rcnn_{mode}_unfolded"]  # "N detections per image"
 
 
 def test_breakdown_names_the_extra_work(output):
@@ -61,4 +73,18 @@ def test_upscale_measures_mask_rcnn_at_twice_the_size():
     assert "== upscale: Mask R-CNN at 192 px against 96 px" in res.stdout
     ratios = dict(kv.split("=") for kv in res.stdout.strip().splitlines()[-1].split())
     assert set(ratios) == {"upscale_train_ratio", "upscale_infer_ratio"}
+    assert all(float(v) > 0 for v in ratios.values())
+
+
+def test_generator_folded_against_unfolded():
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY
+                         + ["--what", "generator", "MODEL.SRRCNN.SIZE_AWARE.MAX_ROIS_PER_IMAGE", "4"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "== generator: seconds per call at test, G alone" in res.stdout
+    for row in ("4 RoIs (size_aware), folded", "4 RoIs (size_aware), unfolded",
+                "32 RoIs (sr), folded", "32 RoIs (sr), unfolded"):
+        assert row + ": median" in res.stdout
+    ratios = dict(kv.split("=") for kv in res.stdout.strip().splitlines()[-1].split())
+    assert set(ratios) == {"generator_size_aware_folded_ratio", "generator_sr_folded_ratio"}
     assert all(float(v) > 0 for v in ratios.values())
