@@ -3,7 +3,8 @@
 # (checker: fine detail erased at 0.5x; soft: degraded but partly kept), every seed of
 #   double: Mask R-CNN, its 2x-input ceiling, SR-RCNN full_to_double (add-on, its control without
 #           adversarial terms, add-on with the head also on real 2x features, head only, shared,
-#           imitation), in test modes hr, size_aware and size_aware_x2 (the oracle for G)
+#           imitation), in test modes hr, size_aware and size_aware_x2 (the oracle for G), and
+#           tools/x2_oracle.py on Mask R-CNN's weights
 #   causes: Mask R-CNN, the thesis pair and its one-key cause variants (configs/evidence/)
 #   finetune: Mask R-CNN and three SR-RCNN configs, every run fine-tuned from one Mask R-CNN per
 #           seed pretrained for 600 iterations on the separate _pretrain split
@@ -68,7 +69,9 @@ for group in ${GROUPS_WANTED//,/ }; do
     mkdir -p "$OUT/$data"
     # own process group, so that the harness and its training processes stop together
     setsid bash -c "$(declare -f harness); $(declare -p VARIANTS DATA SPLITS ARGS); OUT='$OUT' PY='$PY'
-      harness $data $group" >"$OUT/$data/$group.log" 2>&1 &
+      harness $data $group && if [ $group = double ]; then  # the oracle on Mask R-CNN's weights
+        '$PY' tools/x2_oracle.py --out '$OUT/$data' --variants mask_rcnn --write '$OUT/$data/double/x2_oracle.md'
+      fi" >"$OUT/$data/$group.log" 2>&1 &
     pids+=($!)
   done
   if [ "$MINUTES" -gt 0 ]; then
