@@ -1,12 +1,22 @@
 # -*- coding: utf-8 -*-
-"""Tests of srrcnn/losses.py: content and adversarial losses (SPEC §3)."""
+"""Tests of srrcnn/losses.py: content and adversarial losses, G's size weights and the
+weighted objectives (SPEC §3)."""
 
 import unittest
 
 import torch
 import torch.nn.functional as F
 
-from srrcnn.losses import content_loss, discriminator_adversarial_loss, generator_adversarial_loss
+from detectron2.structures import Boxes, Instances
+
+from srrcnn.losses import (
+    G_LOSS_PREFIX,
+    content_loss,
+    discriminator_adversarial_loss,
+    gan_losses,
+    generator_adversarial_loss,
+    roi_size_weights,
+)
 
 
 class TestLosses(unittest.TestCase):
@@ -115,6 +125,51 @@ class TestLosses(unittest.TestCase):
         logits = torch.randn(3)
         torch.testing.assert_close(generator_adversarial_loss(logits, "saturating", w),
                                    (-F.softplus(logits) * w).sum() / 1.5)
+
+
+def test_roi_size_weights():
+    p = Instances((256, 256))
+    p.proposal_boxes = Boxes(torch.tensor([[0, 0, 10, 10], [0, 0, 100, 100], [0, 0, 64, 64.]]))
+    p.gt_boxes = Boxes(torch.tensor([[0, 0, 16, 16], [0, 0, 128, 128], [0, 0, 1, 1.]]))
+    p.gt_classes = torch.tensor([0, 1, 4])  # the last one is background (4 classes)
+    # small ground truth: 1; large: 32 / 128; background: from its own box, 32 / 64
+    torch.testing.assert_close(roi_size_weights([p], 32.0, 4), torch.tensor([1.0, 0.25, 0.5]))
+    assert roi_size_weights([p], 0.0, 4) is None and roi_size_weights([], 32.0, 4) is None
+
+
+def test_gan_losses_weights_and_names():
+    g = torch.Generator().manual_seed(0)
+    roi_hr, roi_sr = torch.randn(3, 4, 2, 2, generator=g), torch.randn(3, 4, 2, 2, generator=g)
+    adv_hr, adv_sr = torch.randn(3, generator=g), torch.randn(3, generator=g)
+    hr = {"loss_cls": torch.tensor(2.0), "loss_box_reg": torch.tensor(3.0)}
+    sr = {"loss_cls": torch.tensor(5.0), "loss_box_reg": torch.tensor(7.0)}
+    losses = gan_losses(roi_hr, roi_sr, adv_hr, adv_sr, hr, sr)  # the config's defaults
+    assert list(losses) == ["loss_D_adv", "loss_cls_hr", "loss_box_reg_hr", "loss_cls_sr",
+                            "loss_box_reg_sr", "loss_G_adv", "loss_G_cls", "loss_G_box_reg",
+                            "loss_G_content"]
+    assert all(k.startswith(G_LOSS_PREFIX) == k.startswith("loss_G_") for k in losses)
+    torch.testing.assert_close(losses["loss_D_adv"], 0.001 * discriminator_adversarial_loss(adv_hr, adv_sr))
+    torch.testing.assert_close(losses["loss_G_adv"], 0.001 * generator_adversarial_loss(adv_sr))
+    assert [float(losses[k]) for k in ("loss_cls_hr", "loss_box_reg_hr", "loss_cls_sr",
+                                       "loss_box_reg_sr", "loss_G_cls", "loss_G_box_reg")] \
+        == [1.0, 1.5, 2.5, 3.5, 5.0, 7.0]  # D_TASK_WEIGHT 0.5 on both paths, G_TASK_WEIGHT 1
+    torch.testing.assert_close(losses["loss_G_content"], content_loss(roi_sr, roi_hr))
+    w = torch.tensor([1.0, 0.5, 0.0])
+    losses = gan_losses(roi_hr, roi_sr, adv_hr, adv_sr, hr, sr, w, d_task_weight=1.0,
+                        d_sr_task_weight=0.0, d_content_weight=0.25, content_weight=2.0)
+    assert float(losses["loss_cls_hr"]) == 2.0 and float(losses["loss_cls_sr"]) == 0.0
+    content = content_loss(roi_sr, roi_hr, "mean", w)
+    torch.testing.assert_close(losses["loss_G_content"], 2.0 * content)
+    torch.testing.assert_close(losses["loss_content_d"], 0.25 * content)
+    torch.testing.assert_close(losses["loss_G_adv"], 0.001 * generator_adversarial_loss(adv_sr, weights=w))
+
+
+def test_gan_losses_content_target_is_detached():
+    roi_hr = torch.randn(2, 4, 2, 2, requires_grad=True)
+    roi_sr = torch.randn(2, 4, 2, 2, requires_grad=True)
+    task = {"loss_cls": torch.tensor(0.0), "loss_box_reg": torch.tensor(0.0)}
+    gan_losses(roi_hr, roi_sr, torch.zeros(2), torch.zeros(2), task, task)["loss_G_content"].backward()
+    assert roi_hr.grad is None and roi_sr.grad.abs().sum() > 0
 
 
 if __name__ == "__main__":

@@ -17,9 +17,8 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.testing import assert_instances_allclose
 
 from srrcnn import SlicedPredictor, add_srrcnn_config, slice_grid, sliced_inference
-from srrcnn.sliced import (
-    ROI_MASKS, KeepSize, check_slice_args, merge_detections, predict_windows
-)
+from srrcnn.slice_merge import ROI_MASKS
+from srrcnn.sliced import KeepSize, check_slice_args, predict_windows
 from srrcnn.testing import CONFIG_DIR, REPO_ROOT
 
 BACKGROUND, BRIGHT = 30, 200  # the fake detector finds squares whose every channel >= BRIGHT
@@ -178,19 +177,6 @@ def test_at_most_detections_per_image_best_first():
     assert len(out) == 5
     assert out.scores.tolist() == sorted(out.scores.tolist(), reverse=True)
     assert out.scores[-1].item() == pytest.approx((200 + 4 * 7) / 255)
-
-
-def test_merge_is_class_wise_and_nmm_takes_the_union():
-    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 8], [20, 20, 30, 30.]])
-    inst = Instances((40, 40), pred_boxes=Boxes(boxes), scores=torch.tensor([0.9, 0.8, 0.7, 0.6]),
-                     pred_classes=torch.tensor([0, 1, 1, 1]))
-    nms = merge_detections(inst, "nms", "iou", 0.5)
-    assert nms.pred_classes.tolist() == [0, 1, 1]
-    assert nms.scores.tolist() == pytest.approx([0.9, 0.8, 0.6])
-    inst.pred_boxes.tensor[2] = torch.tensor([0, 2, 12, 10.])  # IoU 0.67, IoS 0.8 with box 1
-    nmm = merge_detections(inst, "nmm", "ios", 0.75)
-    assert nmm.pred_boxes.tensor[1].tolist() == [0, 0, 12, 10] and len(nmm) == 3
-    assert len(merge_detections(inst, "nmm", "iou", 0.75)) == 4
 
 
 def tiny_cfg(config="quick_schedules/mask_rcnn_instant_test.yaml", **slice_keys):

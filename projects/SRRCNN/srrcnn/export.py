@@ -39,7 +39,7 @@ ONNX_FILE = "model.onnx"
 def select_per_image_traceable(candidates: torch.Tensor, score: torch.Tensor,
                                boxes: List[torch.Tensor], max_per_image: int) -> torch.Tensor:
     """
-    The selection of :meth:`SRROIHeads.select_size_aware` in tensor operations only, so that
+    The selection of :meth:`SRTestModes.select_size_aware` in tensor operations only, so that
     a traced model (TorchScript, ONNX) selects for its own input: per image the candidate
     RoIs or, where there are more than ``max_per_image`` (> 0), the ``max_per_image``
     highest-scoring of them. The same RoIs as the eager loop (up to equal scores at that

@@ -18,7 +18,7 @@ from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 
-from .roi_heads import G_LOSS_PREFIX
+from .losses import G_LOSS_PREFIX
 
 logger = logging.getLogger(__name__)
 

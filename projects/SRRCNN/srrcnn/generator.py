@@ -107,7 +107,7 @@ class SRResNetGenerator(nn.Module):
     """
 
     @configurable
-    def __init__(self, input_shape: ShapeSpec, *, num_blocks: int, width: int,
+    def __init__(self, input_shape: ShapeSpec, *, num_blocks: int = 7, width: int = 64,
                  norm: str = "BN", activation: str = "prelu", input_skip: bool = False,
                  test_norm_stats: str = "running", fold_at_test: bool = True):
         """

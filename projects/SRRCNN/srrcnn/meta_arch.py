@@ -54,9 +54,9 @@ class SRRCNN(GeneralizedRCNN):
     """
 
     @configurable
-    def __init__(self, *, lr_scale: float, lr_resize: str, pair: str = "half_to_full",
-                 x2_crop_size: int = 64, x2_max_crops: int = 4, x2_max_gt_size: float = 32.0,
-                 **kwargs):
+    def __init__(self, *, lr_scale: float = 0.5, lr_resize: str = "antialias",
+                 pair: str = "half_to_full", x2_crop_size: int = 64, x2_max_crops: int = 4,
+                 x2_max_gt_size: float = 32.0, **kwargs):
         """
         Args:
             lr_scale: scale of the low-resolution copy (0.5).
