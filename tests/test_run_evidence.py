@@ -4,20 +4,24 @@
 Most tests replace train_net.py by a stub script that writes given eval results (milliseconds a
 run); one test trains and evaluates tiny models for real (8 train_net.py starts).
 """
+import glob
 import importlib.util
 import json
 import os
+import shutil
 import statistics
 
 import pytest
 
-from srrcnn.evaluation import AP_KEYS
+from srrcnn import evaluation
 from srrcnn.testing import REPO_ROOT
 
 _spec = importlib.util.spec_from_file_location(
     "run_evidence", os.path.join(REPO_ROOT, "tools", "run_evidence.py"))
 run_evidence = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(run_evidence)
+import evidence_report  # noqa: E402  (tools/, on sys.path once run_evidence is loaded)
+import evidence_runs  # noqa: E402
 
 # Stands in for train_net.py: "trains" (writes model_final.pth) or, with --eval-only, writes the
 # eval results given in $FAKE_RESULTS for "<variant>/seed<k>"; fails for the runs in $FAKE_FAIL.
@@ -69,7 +73,7 @@ def fake(tmp_path, monkeypatch):
     """train_net.py replaced by the stub; returns a main(extra args) -> (code, stdout) runner."""
     script = tmp_path / "fake_train_net.py"
     script.write_text(FAKE_TRAIN_NET)
-    monkeypatch.setattr(run_evidence, "TRAIN_NET", str(script))
+    monkeypatch.setattr(evidence_runs, "TRAIN_NET", str(script))
     monkeypatch.setenv("FAKE_RESULTS", json.dumps(fake_results()))
     base = ["--variants", "mask_rcnn,sr_rcnn", "--modes", "sr,hr", "--budget", "8",
             "--out", str(tmp_path / "out"), "--docs-dir", str(tmp_path / "docs")]
@@ -93,13 +97,79 @@ def table(text, title):
 
 
 def test_schedule_from_budget():
-    s = run_evidence.schedule_opts(600)
+    s = evidence_runs.schedule_opts(600)
     assert dict(zip(s[::2], s[1::2])) == {"SOLVER.MAX_ITER": "600", "SOLVER.STEPS": "(450, 560)",
                                           "SOLVER.WARMUP_ITERS": "100",
                                           "SOLVER.CHECKPOINT_PERIOD": "150"}
     for budget, steps in ((1, "()"), (2, "(1,)"), (4, "(3,)"), (8, "(6, 7)")):
-        assert run_evidence.schedule_opts(budget)[3] == steps
-    assert run_evidence.AP_KEYS == AP_KEYS
+        assert evidence_runs.schedule_opts(budget)[3] == steps
+
+
+def test_shared_names_come_from_the_package():
+    assert evidence_report.AP_KEYS is evaluation.AP_KEYS
+    assert evidence_report.TEST_MODE_NAMES is evaluation.TEST_MODE_NAMES
+
+
+def test_every_evidence_config_is_a_variant_with_its_own_table_rows():
+    """configs/evidence/variants.txt lists every configs/evidence/*.yaml; rows are distinct."""
+    variants = run_evidence.VARIANTS
+    assert list(variants)[0] == "mask_rcnn" and variants["mask_rcnn_x2_input"]["input_scale"] == 2
+    configs = {v["config"] for v in variants.values()}
+    assert all(os.path.isfile(os.path.join(REPO_ROOT, c)) for c in configs)
+    on_disk = {os.path.relpath(p, REPO_ROOT)
+               for p in glob.glob(os.path.join(REPO_ROOT, "configs", "evidence", "*.yaml"))}
+    assert on_disk <= configs, on_disk - configs
+    rows = [evidence_report.row_label(v, m) for v in variants.values() for m in v["modes"]]
+    assert len(rows) == len(set(rows))
+
+
+def test_list_prints_the_variants(capsys):
+    assert run_evidence.main(["--list"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == len(run_evidence.VARIANTS)
+    assert run_evidence.main(["--list", "--variants",
+                              "sr_rcnn_double_addon,mask_rcnn_x2_input"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [l.split()[:2] for l in lines] == [["sr_rcnn_double_addon", "1x"],
+                                             ["mask_rcnn_x2_input", "2x"]]
+    assert lines[0].endswith("configs/evidence/sr_rcnn_full_to_double_addon.yaml  "
+                             "SR-RCNN (G: 1x -> 2x crops, add-on)")
+
+
+@pytest.mark.parametrize("line", ["v 3x hr a.yaml Label", "v 1x hr a.yaml", "v 1x nope a.yaml L"])
+def test_bad_index_line_is_an_error(tmp_path, line):
+    index = tmp_path / "variants.txt"
+    index.write_text("# a comment\nv0 1x hr a.yaml Label\n" + line + "\n")
+    with pytest.raises(ValueError, match=f"{index}:3: "):
+        run_evidence.load_variants(str(index))
+
+
+STORED_RUNS = sorted(glob.glob(os.path.join(REPO_ROOT, "docs", "**", "run.json"), recursive=True))
+
+
+@pytest.mark.parametrize("path", STORED_RUNS, ids=lambda p: os.path.relpath(p, REPO_ROOT))
+def test_stored_runs_match_what_the_harness_runs(path, tmp_path):
+    """Each run.json kept in docs/ is accepted as is by the command that made it: the harness
+    would reuse such a run, not refuse it or train it again."""
+    manifest = json.loads(open(path).read())
+    opts, name = manifest["opts"], manifest["variant"]
+    i = opts.index("SEED")
+    harness = dict(zip(opts[i::2], opts[i + 1::2]))
+    argv = ["--variants", name, "--modes", ",".join(manifest["modes"]), "--seeds",
+            str(manifest["seed"]), "--budget", str(manifest["budget"]), "--train-dataset",
+            manifest["train_dataset"], "--test-dataset", manifest["test_dataset"], "--device",
+            harness["MODEL.DEVICE"], "--num-workers", harness["DATALOADER.NUM_WORKERS"],
+            "--out", str(tmp_path)]
+    if "INPUT.MAX_SIZE_TEST" in harness:
+        scale = run_evidence.VARIANTS[name]["input_scale"]
+        argv += ["--input-size", str(int(harness["INPUT.MAX_SIZE_TEST"]) // scale)]
+    for r in manifest["register_coco"]:
+        argv += ["--register-coco", *r]
+    p, args = run_evidence.parse_args(argv + opts[:i])
+    run = evidence_runs.Run(name, run_evidence.select_variants(p, args)[name], manifest["seed"],
+                            args)
+    os.makedirs(run.dir)
+    shutil.copy(path, os.path.join(run.dir, "run.json"))
+    assert run.state() == "train"  # SystemExit if the settings differ
 
 
 def test_aggregation_numbers_tables_json_and_png(fake, tmp_path, capsys):
@@ -205,7 +275,7 @@ def test_dry_run_prints_commands_and_writes_nothing(fake, tmp_path, capsys, pret
                      capsys=capsys)
     assert code == 0
     lines = out.strip().splitlines()
-    assert len(lines) == 4 and all(run_evidence.TRAIN_NET in l for l in lines)
+    assert len(lines) == 4 and all(evidence_runs.TRAIN_NET in l for l in lines)
     assert "--resume" in lines[0] and "SOLVER.IMS_PER_BATCH 2" in lines[0]
     assert "--eval-only --test-modes sr,hr" in lines[3]
     assert not (tmp_path / "out").exists() and not (tmp_path / "docs").exists()
@@ -222,7 +292,7 @@ def test_from_scratch_commands_and_manifest_as_before(fake, tmp_path, capsys):
                              "eval_command"}
     config = os.path.join(REPO_ROOT, run_evidence.VARIANTS["sr_rcnn"]["config"])
     assert manifest["train_command"][1:] == [
-        run_evidence.TRAIN_NET, "--config-file", config, "--resume", *manifest["opts"],
+        evidence_runs.TRAIN_NET, "--config-file", config, "--resume", *manifest["opts"],
         "DATASETS.TEST", "()", "OUTPUT_DIR", str(run)]
     assert not (tmp_path / "out" / "pretrain").exists()
     assert "Protocol: from scratch." in (tmp_path / "docs" / "RESULTS.md").read_text()

@@ -23,5 +23,6 @@ from .meta_arch import SRRCNN
 from .resume import DataResumeHook, ResumableTrainingSampler, RNGStateHook, build_resumable_train_loader
 from .roi_heads import SRROIHeads
 from .sliced import SlicedPredictor, slice_grid, sliced_inference
+from .trainer import SRRCNNTrainer
 
 from . import data  # noqa: F401  (registers the embedded datasets; generates nothing)

@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+"""The runs of tools/run_evidence.py: each (variant, seed) training and evaluation, or a seed's
+pretraining, in its folder OUT/<name>/seed<k>/ with its settings in run.json, its train_net.py
+commands and their execution (logs, times, resume)."""
+import datetime
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional
+
+from evidence_report import read_json, write_json
+
+logger = logging.getLogger("run_evidence")
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_NET = os.path.join(REPO_ROOT, "train_net.py")
+PRETRAIN = "pretrain"  # its runs go to OUT/pretrain/seed<k>/
+COMMAND_KEYS = ("train_command", "eval_command")  # informational: not compared on rerun
+TAIL_LINES = 20
+
+
+def config_path(config: str) -> str:
+    """A config file given relative to the repository root (or absolute) as an absolute path."""
+    return config if os.path.isabs(config) else os.path.join(REPO_ROOT, config)
+
+
+def schedule_opts(budget: int) -> List[str]:
+    """MAX_ITER, STEPS (75 % and 93.3 %: the quick schedule's 450/560 of 600), warmup, ckpt."""
+    steps = sorted({min(max(round(f * budget), 1), budget - 1) for f in (0.75, 0.933)} - {0})
+    return ["SOLVER.MAX_ITER", str(budget), "SOLVER.STEPS", repr(tuple(steps)),
+            "SOLVER.WARMUP_ITERS", str(min(100, budget // 6)),
+            "SOLVER.CHECKPOINT_PERIOD", str(max(1, budget // 4))]
+
+
+def input_opts(size: int) -> List[str]:
+    """INPUT.* for images resized to ``size`` px (train and test, no multi-scale)."""
+    return ["INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
+            "INPUT.MIN_SIZE_TEST", str(size), "INPUT.MAX_SIZE_TEST", str(size)]
+
+
+INPUT_KEYS = input_opts(0)[::2]  # set by --input-size
+
+
+def train_opts(args, seed: int, budget: int, dataset: str, input_scale: int = 1) -> List[str]:
+    """What the harness sets for a training: SEED, the schedule, train data, device, workers,
+    and with --input-size the image size (times the variant's ``input_scale``)."""
+    size = input_opts(args.input_size * input_scale) if args.input_size else []
+    return ["SEED", str(seed)] + schedule_opts(budget) + [
+        "DATASETS.TRAIN", f'("{dataset}",)', "MODEL.DEVICE", args.device,
+        "DATALOADER.NUM_WORKERS", str(args.num_workers)] + size
+
+
+def pretrain_settings(args) -> Optional[Dict]:
+    """The pretraining every run starts from, as its manifest records it; None: from scratch."""
+    if not args.pretrain_budget:
+        return None
+    return dict(budget=args.pretrain_budget, dataset=args.pretrain_dataset,
+                config=args.pretrain_config)
+
+
+class Job:
+    """A training in OUT/<name>/seed<k>/ whose settings (``manifest``) are kept in its run.json."""
+
+    def __init__(self, name: str, seed: int, config: str, opts: List[str], args,
+                 weights: Optional[str] = None):
+        """``opts``: the config overrides of the run (MODEL.WEIGHTS ``weights`` only to train)."""
+        self.name, self.seed = name, seed
+        self.key = f"{name}/seed{seed}"
+        self.dir = os.path.join(args.out, name, f"seed{seed}")
+        self.final = os.path.join(self.dir, "model_final.pth")
+        self.done = self.final  # a Run: its eval results
+        self.coco = [a for r in args.register_coco for a in ("--register-coco", *r)]
+        self.head = [sys.executable, TRAIN_NET, "--config-file", config_path(config)]
+        start = ["MODEL.WEIGHTS", weights] if weights else []
+        self.train_command = self.head + ["--resume", *self.coco, *opts, *start,
+                                          "DATASETS.TEST", "()", "OUTPUT_DIR", self.dir]
+        self.manifest: Dict = {}
+
+    def state(self) -> str:
+        """"done", "eval" (a Run trained, not evaluated) or "train"; SystemExit if run.json
+        differs from ``manifest`` or results lack a run.json."""
+        path = os.path.join(self.dir, "run.json")
+        if os.path.isfile(path):
+            old = read_json(path)
+            diff = [k for k in sorted(set(old) | set(self.manifest)) if k not in COMMAND_KEYS
+                    and old.get(k) != self.manifest.get(k)]
+            if diff:
+                lines = "".join(f"\n  {k}: was {old.get(k)!r}, now {self.manifest.get(k)!r}"
+                                for k in diff)
+                raise SystemExit(f"{self.key}: {path} was made with other settings:{lines}\n"
+                                 "Use another --out (existing results are never overwritten).")
+        elif any(os.path.exists(os.path.join(self.dir, f)) for f in
+                 ("last_checkpoint", "model_final.pth", "eval")):
+            raise SystemExit(f"{self.key}: {self.dir} holds results without a run.json; "
+                             "use another --out")
+        if os.path.isfile(self.done):
+            return "done"
+        return "eval" if os.path.isfile(self.final) else "train"
+
+
+class Pretrain(Job):
+    """One seed's pretraining (train only): its model_final.pth starts that seed's runs."""
+
+    def __init__(self, seed: int, args):
+        opts = list(args.opts) + train_opts(args, seed, args.pretrain_budget, args.pretrain_dataset)
+        super().__init__(PRETRAIN, seed, args.pretrain_config, opts, args)
+        self.manifest = dict(stage=PRETRAIN, seed=seed, config=args.pretrain_config,
+                             budget=args.pretrain_budget, train_dataset=args.pretrain_dataset,
+                             register_coco=[list(r) for r in args.register_coco], opts=opts,
+                             train_command=self.train_command)
+        self._lock, self._error = threading.Lock(), None
+
+    def ensure(self, env: Dict) -> str:
+        """Train unless trained, once: the seed's other runs wait; "" on success, else the error."""
+        with self._lock:
+            if self._error is None:
+                self._error = "" if os.path.isfile(self.final) else (
+                    _step(self, "train", self.train_command, env) or "")
+                if self._error:
+                    logger.error("[FAILED] %s", self._error)
+            return self._error
+
+
+class Run(Job):
+    """One (variant, seed): its folder, manifest and the train / eval commands."""
+
+    def __init__(self, name: str, variant: Dict, seed: int, args,
+                 pretrain: Optional[Pretrain] = None):
+        self.variant, self.pretrain = variant, pretrain
+        opts = list(args.opts) + train_opts(args, seed, args.budget, args.train_dataset,
+                                             variant["input_scale"])
+        super().__init__(name, seed, variant["config"], opts, args,
+                         weights=pretrain.final if pretrain else None)
+        eval_dir = os.path.join(self.dir, "eval")
+        self.eval_json = self.done = os.path.join(eval_dir, "eval_results.json")
+        evaluate = self.head + ["--eval-only", "--test-modes", ",".join(variant["modes"]),
+                                *self.coco, *opts, "MODEL.WEIGHTS", self.final, "OUTPUT_DIR",
+                                eval_dir, "DATASETS.TEST", f'("{args.test_dataset}",)']
+        self.manifest = dict(variant=name, seed=seed, config=variant["config"], budget=args.budget,
+                             train_dataset=args.train_dataset, test_dataset=args.test_dataset,
+                             register_coco=[list(r) for r in args.register_coco],
+                             modes=list(variant["modes"]), opts=opts,
+                             train_command=self.train_command, eval_command=evaluate)
+        if pretrain:  # absent from scratch: the manifests of such runs stay as they were
+            self.manifest["pretrain"] = dict(pretrain_settings(args), weights=pretrain.final)
+
+
+def _step(run: Job, step: str, cmd: List[str], env: Dict) -> Optional[str]:
+    """Run one train_net.py command, appending to <step>.log; None on success, else the error."""
+    log = os.path.join(run.dir, f"{step}.log")
+    logger.info("[start] %s: %s (log: %s)", run.key, step, log)
+    start = time.time()
+    with open(log, "a") as f:
+        f.write(f"# {datetime.datetime.now():%Y-%m-%d %H:%M:%S} {shlex.join(cmd)}\n")
+        f.flush()
+        code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+    seconds = time.time() - start
+    times_path = os.path.join(run.dir, "times.json")
+    times = read_json(times_path) if os.path.isfile(times_path) else {}
+    times[f"{step}_s"] = round(times.get(f"{step}_s", 0.0) + seconds, 1)  # summed over resumes
+    write_json(times_path, times)
+    expected = run.final if step == "train" else run.done  # a Run's eval results
+    if code == 0 and os.path.isfile(expected):
+        logger.info("[done]  %s: %s in %.0f s", run.key, step, seconds)
+        return None
+    with open(log, errors="replace") as f:
+        tail = "".join(f.readlines()[-TAIL_LINES:])
+    why = f"exit code {code}" if code else f"no {expected}"
+    return f"{run.key}: {step} failed ({why}) after {seconds:.0f} s; log: {log}\n{tail}"
+
+
+def execute(run: Run, env: Dict) -> Optional[str]:
+    """Pretrain (once per seed) and train (resuming) if needed, then evaluate; None on success,
+    else the error message."""
+    try:
+        if run.state() == "train":
+            if run.pretrain and run.pretrain.ensure(env):
+                return (f"{run.key}: not trained: its pretraining {run.pretrain.key} failed; "
+                        f"log: {os.path.join(run.pretrain.dir, 'train.log')}")
+            err = _step(run, "train", run.manifest["train_command"], env)
+            if err:
+                return err
+        return _step(run, "eval", run.manifest["eval_command"], env)
+    except Exception as e:  # e.g. a full disk: reported like a failed run, the others go on
+        return f"{run.key}: {type(e).__name__}: {e}"
