@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The cost benchmarks of the README ("Cost"), in one command: SR-RCNN R50-FPN against Mask
+# The cost benchmarks of docs/COST.md, in one command: SR-RCNN R50-FPN against Mask
 # R-CNN R50-FPN with the default config (all four measurements and the breakdown), then the
 # thesis-exact config (G on every sampled RoI in training; its test mode "sr" is the
 # default run's infer_with_G_ratio).
 #   bash benchmarks/run_all.sh [OUT_DIR]          (default: output/benchmarks)
 # On the CPU: 512 px images, 2 per iteration; on a CUDA GPU: 800 px (COCO's test size), 2 per
-# iteration, more iterations. Each log ends with the name=value ratio line.
+# iteration, more iterations. Each log ends with the name=value ratio line. The committed logs
+# (copies of these, named by machine) are in docs/results/benchmarks/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-output/benchmarks}

@@ -248,7 +248,7 @@ def main(argv=None):
     try:
         cfg = setup_cfg(args)
     except (KeyError, AssertionError, ValueError) as e:  # yacs: unknown key, bad value type
-        logger.error("Config error: %s (keys SR-RCNN adds: README.md, 'Config keys')",
+        logger.error("Config error: %s (keys SR-RCNN adds: docs/CONFIG.md)",
                      e.args[0] if e.args else e)
         return 2
     try:

@@ -35,7 +35,7 @@ def test_defaults_are_the_thesis_values():
     assert sr.ADV_WEIGHT == 0.001 and sr.CONTENT_WEIGHT == 1.0 and sr.D_TASK_WEIGHT == 0.5
     assert sr.ADV_LOSS == "saturating" and sr.G_SIZE_WEIGHT_REF == 0.0
     assert cfg.SOLVER.GENERATOR.BASE_LR == 1e-4
-    # the two defaults that keep the cost targets (README, "Cost"): G on a foreground-first
+    # the two defaults that keep the cost targets (docs/COST.md): G on a foreground-first
     # subset of the RoIs in training, and on the RoIs predicted small at test
     assert sr.G_ROIS_PER_IMAGE == 64 and sr.TEST_MODE == "size_aware"
 

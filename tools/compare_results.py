@@ -10,7 +10,7 @@ APl, one bar per entry (--out-png); --per-class adds per-class AP to both.
   python tools/compare_results.py "Mask R-CNN=out/mask/eval_results.json" \
       "SR-RCNN (with G)=out/sr/eval_results.json:sr" \
       "SR-RCNN (without G)=out/sr/eval_results.json:hr" \
-      --task bbox --per-class --out-md docs/ap.md --out-png docs/ap.png
+      --task bbox --per-class --out-md out/ap.md --out-png out/ap.png
 """
 import argparse
 import json

@@ -9,7 +9,7 @@ last line (a run still writing) are tolerated. --smooth N draws a centred moving
 points of each loss over its faint raw curve.
 
   python tools/plot_metrics.py --metrics out/sr/metrics.json --metrics out/mask/metrics.json \
-      --labels SR-RCNN "Mask R-CNN" --smooth 5 --out docs/training_curves.png
+      --labels SR-RCNN "Mask R-CNN" --smooth 5 --out out/training_curves.png
 """
 import argparse
 import json

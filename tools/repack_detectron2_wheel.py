@@ -2,7 +2,7 @@
 """Repack PyPI's ``sal-detectron2`` wheel (a cp310 wheel that holds detectron2's Python
 package) into a pure-Python ``py3-none-any`` wheel installable on any CPython 3.
 
-What changes, and why (README, "Setup"):
+What changes, and why (docs/INSTALL.md):
   * ``detectron2/_C*.so`` is dropped: it is built for one Python/torch pair; SR-RCNN never
     needs it (ROIAlignV2 comes from torchvision).
   * the stray top-level ``tools/`` package is dropped: it would shadow this repo's tools.

@@ -7,7 +7,8 @@ small instances of every class at 1x beside the same crop after a 0.5x INTER_ARE
 first use under --root (default $SRRCNN_DATASETS, else ./datasets).
 
   python tools/visualize_dataset.py --dataset srrcnn_shapes_val --root /tmp/srrcnn_datasets \
-      --output docs/dataset_samples.png --detail-output docs/dataset_detail_lr.png
+      --output docs/results/dataset/dataset_samples.png \
+      --detail-output docs/results/dataset/dataset_detail_lr.png
 """
 
 import argparse
@@ -96,7 +97,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="srrcnn_shapes_val")
     parser.add_argument("--root", help="cache root for srrcnn_shapes (sets SRRCNN_DATASETS)")
-    parser.add_argument("--output", default="docs/dataset_samples.png")
+    parser.add_argument("--output", default="docs/results/dataset/dataset_samples.png")
     parser.add_argument("--detail-output", help="also write the 1x vs 0.5x detail figure here")
     parser.add_argument("--num", type=int, default=9, help="images in the grid")
     parser.add_argument("--cols", type=int, default=3, help="grid columns")

@@ -13,8 +13,9 @@ mode minus hr (the same weights: exactly paired). A Mask R-CNN run is evaluated 
 model (MODEL.META_ARCHITECTURE SRRCNN, ROI_HEADS.NAME SRROIHeads): it loads every weight it has;
 the generator it lacks is not used by hr and size_aware_x2. Evaluated runs are skipped.
 
-  python tools/x2_oracle.py --out output/p160/checker --variants mask_rcnn,sr_rcnn_double_addon \
-      --write docs/results/small_objects_160px/checker_x2_oracle.md
+  python tools/x2_oracle.py --out output/issue12 \
+      --variants mask_rcnn,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_double \
+      --write docs/results/small_objects_cpu/x2_oracle.md
 """
 import argparse
 import json

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """Config keys of SR-RCNN. Every key that SR-RCNN adds to detectron2's config lives here.
 
-Section numbers refer to the thesis digest, ``shared/SPEC.md`` (README, "Config keys").
+Section numbers refer to the thesis digest, ``shared/SPEC.md`` (docs/CONFIG.md).
 """
 from detectron2.config import CfgNode as CN
 
@@ -21,7 +21,8 @@ def add_srrcnn_config(cfg):
     # (no anti-aliasing) or "area" (box average). Thesis silent.
     _C.MODEL.SRRCNN.LR_RESIZE = "antialias"
 
-    # Which pair of RoI features G learns to map (beyond the thesis: issue 12, docs/RESULTS.md).
+    # Which pair of RoI features G learns to map (beyond the thesis: issue 12,
+    # docs/results/evidence/RESULTS.md).
     # "half_to_full" (thesis, §2.4): G(RoI of I_0.5) -> RoI of I; at test G is applied to RoIs
     # of I, a resolution it never saw in training. "full_to_double": G(RoI of I) -> the same
     # box's RoI in a 2x pass, which is computed (without gradient) only on crops around small
@@ -105,7 +106,7 @@ def add_srrcnn_config(cfg):
     # foreground first (at most G_POSITIVE_FRACTION foreground, background fills the rest, as
     # detectron2's RoI sampler). <= 0: all sampled RoIs (thesis: 512 per image; the thesis
     # names "train G only on useful RoIs" as future work). D's HR-path terms always use all
-    # sampled RoIs. G's price grows linearly with it (README, "Cost"): 64 of 512 keeps an
+    # sampled RoIs. G's price grows linearly with it (docs/COST.md): 64 of 512 keeps an
     # R50-FPN training iteration within 1.35x Mask R-CNN's.
     _C.MODEL.SRRCNN.G_ROIS_PER_IMAGE = 64
     _C.MODEL.SRRCNN.G_POSITIVE_FRACTION = 0.75
@@ -124,7 +125,7 @@ def add_srrcnn_config(cfg):
     # "size_aware" with G's output replaced by the real RoI feature of a 2x pass.
     _C.MODEL.SRRCNN.TEST_MODE = "size_aware"
     # G's pass at test (TEST_MODE "sr", "sr_lr", "size_aware": G, then the box head and
-    # predictor on its output) under torch.compile (beyond the thesis; README "Cost": on a GPU at
+    # predictor on its output) under torch.compile (beyond the thesis; docs/COST.md: on a GPU at
     # batch 1 that pass is ~45 small kernels). G's batch norms are folded into its convolutions
     # at test in any case (GENERATOR.TEST_NORM_STATS "running"). Training never compiles.
     _C.MODEL.SRRCNN.TEST_COMPILE = CN()
