@@ -159,7 +159,19 @@ def test_exported_equals_eager(tmp_path, config, test_mode, fmt):
     """Traced on one image, the exported model gives the eager detections (boxes, scores,
     classes, RoI masks) on images of other sizes, and for "size_aware" with other numbers of
     RoIs through G: none, one of one, one of two (the limit)."""
-    model = _model(config, test_mode)
+    _check_exported(tmp_path, config, test_mode, fmt)
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", pytest.param("onnx", marks=needs_onnx)])
+def test_exported_with_texture_equals_eager(tmp_path, fmt):
+    """G that also reads its RoIs' pixels (MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE) traces too."""
+    _check_exported(tmp_path, "sr_rcnn", "size_aware", fmt, ["MODEL.SRRCNN.PAIR", "full_to_double",
+                                                             "MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE", 2])
+
+
+def _check_exported(tmp_path, config, test_mode, fmt, opts=()):
+    """:func:`test_exported_equals_eager` for the model of ``config``, ``test_mode``, ``opts``."""
+    model = _model(config, test_mode, opts)
     images = [_image(*x) for x in IMAGES]
     if test_mode == "size_aware":
         # the scenario holds: 0, 2 and 1 candidates, at most 1 through G

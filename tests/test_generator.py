@@ -395,3 +395,45 @@ def test_copies_start_without_a_folded_copy():
         with torch.no_grad():
             torch.testing.assert_close(other(x), out)
             assert other.inference_module() is not g.inference_module()
+
+
+# --- G's texture input (MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE, srrcnn/texture.py) ------------
+
+@pytest.mark.parametrize("width", [4, 8])
+def test_texture_channels_are_read_by_the_head_only(width):
+    """(R, C + T, P, P) -> (R, C, P, P): the head conv reads all C + T channels (never an
+    Identity, also with W == C); input_skip adds the first C; folding keeps the function."""
+    torch.manual_seed(0)
+    g = _gen(8, width=width, texture_channels=12)
+    assert g.head[0].in_channels == 20 and g.head[0].out_channels == width
+    assert g.tail.out_channels == 8 and g.output_shape.channels == 8
+    x = torch.randn(5, 20, 7, 7)
+    assert g(x).shape == (5, 8, 7, 7)
+    g(x).sum().backward()
+    assert g.head[0].weight.grad[:, 8:].abs().sum() > 0  # the texture reaches G's head conv
+
+    skip = _gen(8, width=width, texture_channels=12, input_skip=True)
+    skip.load_state_dict(g.state_dict())
+    for training in (True, False):
+        g.train(training), skip.train(training)
+        torch.testing.assert_close(skip(x), x[:, :8] + g(x))
+    for m in g.modules():  # non-trivial running statistics, then folded at test
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_(), m.running_var.uniform_(0.5, 2.0)
+    g.eval()
+    reference = g(x)
+    with torch.no_grad():
+        assert g.inference_module() is not g
+        torch.testing.assert_close(g(x), reference, rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError):
+        g(torch.randn(5, 8, 7, 7))  # the texture is not optional
+
+
+def test_texture_scale_from_config():
+    cfg = get_tiny_cfg()
+    shape = ShapeSpec(channels=16, height=7, width=7)
+    assert build_generator(cfg, shape).texture_channels == 0  # off by default
+    cfg.MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE = 2
+    g = build_generator(cfg, shape)
+    assert g.texture_channels == 12 and g.head[0].in_channels == 28
+    assert g(torch.randn(3, 28, 7, 7)).shape == (3, 16, 7, 7)

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 from detectron2.config import get_cfg
-from detectron2.structures import Boxes, Instances
+from detectron2.structures import Boxes, ImageList, Instances
 
 from srrcnn.config import add_srrcnn_config
 from srrcnn.inference_modes import SRTestModes
 from srrcnn.roi_heads import LR_SUFFIX
+from srrcnn.texture import pool_texture, texture_rois
 from srrcnn.x2_crops import X2_SUFFIX
 
 
@@ -164,3 +165,28 @@ def test_x2_oracle_pools_the_selected_rois_from_the_2x_pyramid(roi):
 def test_bad_merge(roi):
     with pytest.raises(ValueError, match="SIZE_AWARE.MERGE"):
         roi.heads(SIZE_AWARE__MERGE="max")
+
+
+@pytest.mark.parametrize("test_mode", ["sr", "size_aware"])
+def test_texture_goes_into_the_generator_with_its_rois(roi, test_mode):
+    """TEXTURE_SCALE 2: G reads its RoIs (all, or the selected ones) and their pixels; the box
+    head and predictor read G's C channels. No RoI_LR input ("sr_lr")."""
+    heads = roi.eval_heads(test_mode, PAIR="full_to_double", GENERATOR__TEXTURE_SCALE=2,
+                           SIZE_AWARE__MIN_SCORE=0.0, SIZE_AWARE__MAX_SIZE=60.0)
+    calls, selected = roi.record_inputs(heads.generator), []
+    select = heads.select_size_aware
+    heads.select_size_aware = lambda *a: selected.append(select(*a)) or selected[-1]
+    head_inputs, box_calls = roi.record_inputs(heads.box_head), roi.record_pooler(heads.box_pooler)
+    images = ImageList(torch.randn(2, 3, roi.IMAGE_SIZE, roi.IMAGE_SIZE), [(roi.IMAGE_SIZE,) * 2] * 2)
+    proposals, _ = roi.proposals_and_targets()
+    with torch.no_grad():
+        pred, _ = heads(images, roi.features(lr=False), proposals)
+    rows = selected[0] if test_mode == "size_aware" else torch.arange(sum(len(p) for p in proposals))
+    assert len(rows) > 0 and len(calls) == 1
+    texture = pool_texture(images.tensor, texture_rois(proposals, rows), 2, 7)
+    torch.testing.assert_close(calls[0], torch.cat([box_calls[0][2][rows], texture], dim=1))
+    assert head_inputs[-1].shape == (len(rows), roi.CHANNELS, 7, 7)  # G's output
+    assert all(inst.has("pred_boxes") and inst.has("pred_masks") for inst in pred)
+    heads.test_mode = "sr_lr"
+    with pytest.raises(ValueError, match="TEXTURE_SCALE"):
+        heads(images, roi.features(), proposals)

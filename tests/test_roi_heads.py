@@ -11,10 +11,13 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import StandardROIHeads
 from detectron2.modeling.poolers import assign_boxes_to_levels
 from detectron2.structures import Boxes
+from detectron2.utils.events import EventStorage
 
 from srrcnn.config import add_srrcnn_config
 from srrcnn.fast_rcnn import SRFastRCNNOutputLayers
 from srrcnn.roi_heads import LR_SUFFIX, SRROIHeads
+from srrcnn.testing import get_model_no_weights, tiny_inputs
+from srrcnn.texture import IMAGE_KEY, pool_texture, texture_rois
 
 EXPECTED_LOSS_KEYS = {
     "loss_D_adv",
@@ -50,7 +53,7 @@ def test_constructor_defaults_are_the_config_defaults(roi):
     from_config = SRROIHeads.from_config(cfg, shape)
     defaults = {name: p.default for name, p in inspect.signature(SRROIHeads.__init__).parameters.items()
                 if p.default is not p.empty and name in from_config}
-    assert len(defaults) == 15
+    assert len(defaults) == 16
     assert defaults == {k: from_config[k] for k in defaults}
 
 
@@ -146,17 +149,18 @@ def test_loss_regression(roi):
     heads = roi.heads()
     proposals, targets = roi.proposals_and_targets()
     losses = {k: v.detach() for k, v in roi.train(heads, roi.features(), proposals, targets).items()}
+    # values since srrcnn/rng.py: G and the real/fake output draw off the global stream
     expected_losses = {
-        "loss_D_adv": 0.001374468,
-        "loss_cls_hr": 0.8020185,
-        "loss_box_reg_hr": 0.1738037,
-        "loss_cls_sr": 0.7909752,
-        "loss_box_reg_sr": 0.1743468,
-        "loss_G_adv": -0.0006775153,
-        "loss_G_cls": 1.58195,
-        "loss_G_box_reg": 0.3486936,
-        "loss_G_content": 2.066499,
-        "loss_mask": 0.6937273,
+        "loss_D_adv": 0.001378613,
+        "loss_cls_hr": 0.8007567,
+        "loss_box_reg_hr": 0.1340032,
+        "loss_cls_sr": 0.7973285,
+        "loss_box_reg_sr": 0.1343936,
+        "loss_G_adv": -0.000686213,
+        "loss_G_cls": 1.594657,
+        "loss_G_box_reg": 0.2687873,
+        "loss_G_content": 2.132409,
+        "loss_mask": 0.6929144,
     }
     assert set(losses) == set(expected_losses)
     for name, value in expected_losses.items():
@@ -228,3 +232,38 @@ def test_lr_pool_level_full_box_keeps_the_full_boxes_level(roi):
     assert heads.lr_box_pooler is not heads.box_pooler
     default = roi.heads()
     assert default.lr_box_pooler is default.box_pooler
+
+
+# --- G's texture input (MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE, srrcnn/texture.py) ------------
+
+def test_texture_is_part_of_the_generators_training_input(roi):
+    """full_to_double, TEXTURE_SCALE 2: G reads RoI_HR of its RoIs and their pixels, pooled
+    over the same boxes in the same order; its losses reach its head conv's texture weights."""
+    cfg = roi.cfg(PAIR="full_to_double", X2__CROP_SIZE=32, X2__MAX_GT_SIZE=64.0,
+                  G_ROIS_PER_IMAGE=8, GENERATOR__TEXTURE_SCALE=2)
+    model = get_model_no_weights(cfg).train()
+    heads, seen = model.roi_heads, {}
+    heads.register_forward_pre_hook(lambda m, args: seen.update(images=args[0], features=args[1]))
+    pairs = heads.pool_double_pairs
+    heads.pool_double_pairs = lambda f, p: seen.update(f=f, p=p, pairs=pairs(f, p)) or seen["pairs"]
+    box_calls, gen_inputs = roi.record_pooler(heads.box_pooler), roi.record_inputs(heads.generator)
+    with EventStorage():
+        losses = model(tiny_inputs(2, size=(64, 80)))
+    images, g_idx = seen["images"].tensor, seen["pairs"][0]
+    assert len(g_idx) > 0
+    assert seen["f"][IMAGE_KEY] is images and IMAGE_KEY not in seen["features"]  # a copy
+    texture = pool_texture(images, texture_rois(seen["p"], g_idx), 2, 7)  # (R_G, 12, 7, 7)
+    (g_in,) = gen_inputs
+    assert torch.equal(g_in, torch.cat([box_calls[0][2][g_idx], texture], dim=1))
+    assert g_in.shape == (len(g_idx), roi.CHANNELS + 12, 7, 7)
+    g_losses = [v for k, v in losses.items() if k.startswith("loss_G_")]
+    assert len(g_losses) == 4 and all(torch.isfinite(v) for v in g_losses)
+    sum(g_losses).backward()
+    assert heads.generator.head[0].weight.grad[:, roi.CHANNELS:].abs().sum() > 0
+
+
+def test_texture_needs_the_full_to_double_pair(roi):
+    with pytest.raises(ValueError, match=r"GENERATOR.TEXTURE_SCALE.*MODEL.SRRCNN.PAIR"):
+        roi.heads(GENERATOR__TEXTURE_SCALE=2)  # the thesis pair, half_to_full
+    with pytest.raises(ValueError, match="TEXTURE_SCALE"):
+        roi.heads(PAIR="full_to_double", GENERATOR__TEXTURE_SCALE=-1)

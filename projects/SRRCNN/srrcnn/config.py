@@ -67,6 +67,11 @@ def add_srrcnn_config(cfg):
     # RoIs G trained on) or "batch" (those of the RoIs G is applied to, recomputed on every
     # test batch; a diagnostic of the thesis pair, whose G trains on 0.5x RoIs only).
     _C.MODEL.SRRCNN.GENERATOR.TEST_NORM_STATS = "running"
+    # k > 0: G also reads the RoI's pixels (EFPN's feature texture transfer, beyond the thesis;
+    # issue 12): the normalised input image pooled over the same box at (k P) x (k P) and
+    # folded into 3 k^2 channels (pixel_unshuffle) that are stacked on the RoI feature, so G
+    # maps C + 3 k^2 channels to C (srrcnn/texture.py). PAIR "full_to_double" only. 0: off.
+    _C.MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE = 0
 
     # Loss weights (§3). Adversarial terms of G and D: 0.001, from SRGAN.
     _C.MODEL.SRRCNN.ADV_WEIGHT = 0.001

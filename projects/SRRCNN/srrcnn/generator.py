@@ -15,13 +15,17 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d, FrozenBatchNorm2d, ShapeSpec, get_norm
 from detectron2.utils.registry import Registry
 
+from .texture import texture_channels as _texture_channels
+
 SRRCNN_GENERATOR_REGISTRY = Registry("SRRCNN_GENERATOR")
 SRRCNN_GENERATOR_REGISTRY.__doc__ = """
 Registry for SR-RCNN generators, which turn RoI features pooled from the 0.5x image into
 super-resolved RoI features of the same shape.
 
 The registered object is called with `obj(cfg, input_shape)` and must map a tensor of shape
-(R, C, P, P) to a tensor of the same shape, where `input_shape` = ShapeSpec(C, P, P).
+(R, C, P, P) to a tensor of the same shape, where `input_shape` = ShapeSpec(C, P, P); with
+MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE k > 0, a tensor of shape (R, C + 3 k^2, P, P) (the RoI
+feature, then its texture: :mod:`srrcnn.texture`) to (R, C, P, P).
 """
 
 
@@ -95,21 +99,23 @@ class SRResNetGenerator(nn.Module):
     """
     SRGAN-style residual generator without upsampling (thesis §3.3, SPEC §2.5):
 
-        [conv3x3 C->W + act]  (only when W != C)
+        [conv3x3 C+T->W + act]  (only when W != C or T > 0)
         NUM_BLOCKS x ResidualBlock(W)
-        conv3x3 W->C          (plain: no norm, no activation)
+        conv3x3 W->C            (plain: no norm, no activation)
 
     The last layer is linear so the output follows the (unbounded, signed) distribution of
     FPN features; a final activation or batch norm over the RoI batch breaks end-to-end
     training (the thesis's key change to SRGAN).
 
-    Input and output: (R, C, P, P), e.g. (R, 256, 7, 7) with FPN.
+    Input (R, C + T, P, P): the RoI features, then T texture channels (T = 0 by default, see
+    :mod:`srrcnn.texture`); output (R, C, P, P), e.g. (R, 256, 7, 7) with FPN.
     """
 
     @configurable
     def __init__(self, input_shape: ShapeSpec, *, num_blocks: int = 7, width: int = 64,
                  norm: str = "BN", activation: str = "prelu", input_skip: bool = False,
-                 test_norm_stats: str = "running", fold_at_test: bool = True):
+                 test_norm_stats: str = "running", fold_at_test: bool = True,
+                 texture_channels: int = 0):
         """
         Args:
             input_shape: ShapeSpec(channels=C, height=P, width=P) of the RoI features.
@@ -118,18 +124,21 @@ class SRResNetGenerator(nn.Module):
             norm: normalisation inside the blocks (detectron2 `get_norm` name or "").
             activation: "prelu", "relu" or "leaky_relu".
             input_skip: return x + tail(...) (global residual learning, as VDSR) instead of
-                tail(...); the output stays linear either way.
+                tail(...), x the first C input channels; the output stays linear either way.
             test_norm_stats: "running", or "batch": in eval mode the batch norms normalise
                 with the statistics of the input batch (running statistics untouched).
             fold_at_test: at test with "running" statistics, compute G by its folded copy
                 (:meth:`inference_module`): the same function, fewer kernels. False: as in
                 training, conv then norm (e.g. to measure what folding saves).
+            texture_channels: T, extra input channels after the C of the RoI features, read
+                by the head conv only (MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE k: T = 3 k^2).
         """
         super().__init__()
         channels = input_shape.channels
         self._output_shape = input_shape
-        if width != channels:
-            self.head = nn.Sequential(Conv2d(channels, width, 3, padding=1),
+        self.texture_channels = texture_channels
+        if width != channels or texture_channels:
+            self.head = nn.Sequential(Conv2d(channels + texture_channels, width, 3, padding=1),
                                       _activation(activation, width))
         else:
             self.head = nn.Identity()
@@ -153,16 +162,19 @@ class SRResNetGenerator(nn.Module):
         g = cfg.MODEL.SRRCNN.GENERATOR
         return {"input_shape": input_shape, "num_blocks": g.NUM_BLOCKS, "width": g.WIDTH,
                 "norm": g.NORM, "activation": g.ACTIVATION, "input_skip": g.INPUT_SKIP,
-                "test_norm_stats": g.TEST_NORM_STATS}
+                "test_norm_stats": g.TEST_NORM_STATS,
+                "texture_channels": _texture_channels(g.TEXTURE_SCALE)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(R, C, P, P) -> (R, C, P, P)."""
+        """(R, C + T, P, P) -> (R, C, P, P)."""
         module = self.inference_module()
         if module is not self:  # its forward: this module's hooks have run, not the copy's
             return module.forward(x)
         with self._norm_statistics():
             out = self.tail(self.blocks(self.head(x)))
-        return x + out if self.input_skip else out
+        if not self.input_skip:
+            return out
+        return (x[:, :self._output_shape.channels] if self.texture_channels else x) + out
 
     def train(self, mode: bool = True):
         """As nn.Module.train; going to eval mode also folds the batch norms (see
@@ -221,7 +233,7 @@ class SRResNetGenerator(nn.Module):
         G itself and its state_dict are unchanged; the copy's tensors need no gradient.
 
         Returns:
-            SRResNetGenerator mapping (R, C, P, P) to (R, C, P, P).
+            SRResNetGenerator mapping (R, C + T, P, P) to (R, C, P, P).
         """
         # a tensor made under inference_mode could not be updated in place outside it
         with torch.inference_mode(False), torch.no_grad():

@@ -35,8 +35,11 @@ SIZE_AWARE_MERGES = ("mean", "replace")
 
 class SRTestModes:
     """
-    The test modes, as a mixin of a StandardROIHeads subclass that has a ``generator`` (and,
-    for "sr_lr", ``pool_lr``): listed before StandardROIHeads among its bases, it overrides
+    The test modes, as a mixin of a StandardROIHeads subclass that has a ``generator``,
+    ``generator_input(features, proposals, roi, rows=None)`` (G's input for RoI features
+    ``roi`` of the proposals, or of those in ``rows``: ``roi``, or ``roi`` with the boxes'
+    texture, :meth:`SRROIHeads.generator_input`) and, for "sr_lr", ``pool_lr``: listed
+    before StandardROIHeads among its bases, it overrides
     ``_forward_box`` at test; its keyword arguments and config keys pass through ``__init__``
     and ``from_config``, which call super().
     """
@@ -95,8 +98,9 @@ class SRTestModes:
         else:
             roi = self.box_pooler(hr, [x.proposal_boxes for x in proposals])  # (R, C, P, P)
         if self.test_mode in ("sr", "sr_lr"):
+            g_in = self.generator_input(features, proposals, roi)  # "sr_lr": roi (no texture)
             with record_function("srrcnn.sr_box_pass"):  # G, box head, predictor
-                predictions = self.sr_box_pass(self.generator, self.box_head, self.box_predictor, roi)
+                predictions = self.sr_box_pass(self.generator, self.box_head, self.box_predictor, g_in)
         else:
             predictions = self.box_predictor(self.box_head(roi))
             select = self.select_size_aware(predictions, proposals)
@@ -106,9 +110,10 @@ class SRTestModes:
                     sr_roi = self.pool_x2_selected(features, proposals, select)
                     sr_predictions = self.box_predictor(self.box_head(sr_roi))
                 else:
+                    g_in = self.generator_input(features, proposals, roi[select], select)
                     with record_function("srrcnn.sr_box_pass"):
                         sr_predictions = self.sr_box_pass(self.generator, self.box_head,
-                                                          self.box_predictor, roi[select])
+                                                          self.box_predictor, g_in)
                 predictions = self.merge_predictions(predictions, sr_predictions, select)
         pred_instances, _ = self.box_predictor.inference(predictions, proposals)
         return pred_instances

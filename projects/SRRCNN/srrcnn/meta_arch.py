@@ -9,6 +9,7 @@ from torch.autograd.profiler import record_function
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 
+from .rng import X2_CROPS, training_step_stream
 from .roi_heads import LR_SUFFIX
 from .x2_crops import X2_SCALE, X2_SUFFIX, X2_WINDOWS, select_windows, upscale_crops
 
@@ -160,8 +161,9 @@ class SRRCNN(GeneralizedRCNN):
             {name + X2_SUFFIX: (K, C, H', W') for each pyramid level, X2_WINDOWS: (K, 5)}.
         """
         with record_function("srrcnn.backbone_x2"):
-            windows = select_windows(gt_instances, images.image_sizes, self.x2_crop_size,
-                                     self.x2_max_gt_size, self.x2_max_crops)
+            with training_step_stream(X2_CROPS):
+                windows = select_windows(gt_instances, images.image_sizes, self.x2_crop_size,
+                                         self.x2_max_gt_size, self.x2_max_crops)
             out = {X2_WINDOWS: windows}
             if len(windows):
                 crops = upscale_crops(images.tensor, windows, self.x2_crop_size)

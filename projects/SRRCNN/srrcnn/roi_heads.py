@@ -3,7 +3,7 @@
 shared box head (the discriminator) over both in training. The test modes are
 :mod:`srrcnn.inference_modes`; the losses :mod:`srrcnn.losses`."""
 import copy
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from torch.autograd.profiler import record_function
@@ -19,7 +19,9 @@ from .generator import build_generator
 # TEST_MODES, G_LOSS_PREFIX: also imported from here (demo/demo.py, tests/test_gan_trainer.py)
 from .inference_modes import TEST_MODES, SRTestModes  # noqa: F401
 from .losses import G_LOSS_PREFIX, gan_losses, roi_size_weights  # noqa: F401
+from .rng import ADV_INIT, G_INIT, G_ROIS, sr_random_stream, training_step_stream
 from .sampling import sample_generator_rois
+from .texture import IMAGE_KEY, pool_texture, texture_rois
 from .x2_crops import X2_SCALE, X2_SUFFIX, X2_WINDOWS, assign_to_windows
 
 # In training, the meta-architecture passes the 0.5x pyramid in the same `features` dict as
@@ -42,7 +44,8 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
     that G trains on (all R as in the thesis, or a foreground-first subset: G_ROIS_PER_IMAGE).
     RoI_HR and G(RoI_LR) go through the shared box head and SRFastRCNNOutputLayers in one
     batch of R + R_G. Returns G's losses (prefix ``loss_G_``) and D's losses; the trainer
-    routes each to its parameters.
+    routes each to its parameters. With a texture scale, G's input also holds the RoIs'
+    pixels (:meth:`generator_input`), in training and at test.
 
     Inference: no 0.5x pyramid; TEST_MODE decides where G runs (:class:`SRTestModes`).
     """
@@ -56,7 +59,7 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
                  g_size_weight_ref: float = 0.0, d_through_g: bool = True,
                  pair: str = "half_to_full", d_sr_task_weight: float = -1.0,
                  lr_box_pooler=None, d_content_weight: float = 0.0,
-                 d_x2_task_weight: float = 0.0, **kwargs):
+                 d_x2_task_weight: float = 0.0, texture_scale: int = 0, **kwargs):
         """
         Args:
             generator: maps (R, C, P, P) RoI features to the same shape.
@@ -70,6 +73,9 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
                 (thesis); False detaches G's input (G's own objective is unaffected).
             d_x2_task_weight: "full_to_double": weight of D's task terms on the 2x targets.
             lr_box_pooler: pools RoI_LR; None: the box pooler (the FPN level of the scaled box).
+            texture_scale: MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE k; > 0: G also reads the RoIs'
+                pixels (:meth:`generator_input`), its input has C + 3 k^2 channels.
+                "full_to_double" only.
             adv_weight, ..., d_content_weight: see :func:`srrcnn.losses.gan_losses`.
             kwargs: as for :class:`SRTestModes` (test_mode, size_aware_*, test_compile_*) and
                 :class:`StandardROIHeads`.
@@ -86,7 +92,11 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
         if d_x2_task_weight and pair != "full_to_double":
             raise ValueError("MODEL.SRRCNN.D_X2_TASK_WEIGHT needs MODEL.SRRCNN.PAIR "
                              f"'full_to_double' (the 2x targets), got PAIR {pair!r}")
-        self.generator = generator
+        if texture_scale < 0 or (texture_scale and pair != "full_to_double"):
+            raise ValueError("MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE > 0 needs MODEL.SRRCNN.PAIR "
+                             f"'full_to_double' (G reads 1x RoIs), got TEXTURE_SCALE "
+                             f"{texture_scale} with PAIR {pair!r}")
+        self.generator, self.texture_scale = generator, texture_scale
         self.lr_box_pooler = lr_box_pooler or self.box_pooler
         self.lr_scale, self.pair, self.d_through_g = lr_scale, pair, d_through_g
         # G's RoIs (srrcnn.sampling) and their weights
@@ -110,17 +120,24 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
                    g_positive_fraction=sr.G_POSITIVE_FRACTION,
                    g_size_weight_ref=sr.G_SIZE_WEIGHT_REF, d_through_g=sr.D_THROUGH_G,
                    pair=sr.PAIR, d_sr_task_weight=sr.D_SR_TASK_WEIGHT,
-                   d_content_weight=sr.D_CONTENT_WEIGHT, d_x2_task_weight=sr.D_X2_TASK_WEIGHT)
+                   d_content_weight=sr.D_CONTENT_WEIGHT, d_x2_task_weight=sr.D_X2_TASK_WEIGHT,
+                   texture_scale=sr.GENERATOR.TEXTURE_SCALE)
         return ret
 
     @classmethod
     def _init_box_head(cls, cfg, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
-        # the discriminator: Fast R-CNN output layers + a real/fake logit
-        ret["box_predictor"] = SRFastRCNNOutputLayers(cfg, ret["box_head"].output_shape)
+        # the discriminator: Fast R-CNN output layers + a real/fake logit. SR-RCNN's own draws
+        # are off the global stream and its Fast R-CNN layers start as the ones super() drew,
+        # so every shared module starts as Mask R-CNN's of the same seed (srrcnn.rng).
         res = cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION
         channels = input_shape[ret["box_in_features"][0]].channels
-        ret["generator"] = build_generator(cfg, ShapeSpec(channels=channels, height=res, width=res))
+        with sr_random_stream(ADV_INIT):
+            predictor = SRFastRCNNOutputLayers(cfg, ret["box_head"].output_shape)
+        predictor.load_state_dict(ret["box_predictor"].state_dict(), strict=False)
+        ret["box_predictor"] = predictor
+        with sr_random_stream(G_INIT):
+            ret["generator"] = build_generator(cfg, ShapeSpec(channels=channels, height=res, width=res))
         if cfg.MODEL.SRRCNN.LR_POOL_LEVEL not in LR_POOL_LEVELS:
             raise ValueError(f"MODEL.SRRCNN.LR_POOL_LEVEL must be one of {LR_POOL_LEVELS}, "
                              f"got {cfg.MODEL.SRRCNN.LR_POOL_LEVEL!r}")
@@ -131,11 +148,19 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
             ret["lr_box_pooler"].canonical_box_size *= cfg.MODEL.SRRCNN.LR_SCALE
         return ret
 
+    def forward(self, images, features: Dict[str, torch.Tensor], proposals: List[Instances],
+                targets: Optional[List[Instances]] = None):
+        """As :meth:`StandardROIHeads.forward`; with a texture scale, the boxes' methods also
+        get ``images.tensor`` (N, 3, H, W) in (a copy of) ``features``, under IMAGE_KEY."""
+        if self.texture_scale:
+            features = {**features, IMAGE_KEY: images.tensor}
+        return super().forward(images, features, proposals, targets)
+
     def _forward_box(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
         """
         Args:
             features: the full pyramid {"p2": (N, C, H, W), ...}; in training also the 0.5x
-                pyramid under the names + LR_SUFFIX.
+                pyramid under the names + LR_SUFFIX; with a texture scale the images, IMAGE_KEY.
             proposals: as in :meth:`StandardROIHeads._forward_box`.
 
         Returns:
@@ -148,10 +173,11 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
         roi_hr = self.box_pooler([features[f] for f in self.box_in_features], boxes)  # (R, C, P, P)
         if self.pair == "full_to_double":
             g_idx, g_proposals, roi_target = self.pool_double_pairs(features, proposals)
-            roi_in = roi_hr[g_idx]
+            roi_in = self.generator_input(features, proposals, roi_hr[g_idx], g_idx)
         else:
-            g_idx, g_proposals = sample_generator_rois(
-                proposals, self.g_rois_per_image, self.g_positive_fraction, self.num_classes)
+            with training_step_stream(G_ROIS):
+                g_idx, g_proposals = sample_generator_rois(
+                    proposals, self.g_rois_per_image, self.g_positive_fraction, self.num_classes)
             with record_function("srrcnn.roi_pool_lr"):
                 roi_in = self.pool_lr(features, g_proposals)
             roi_target = roi_hr[g_idx]
@@ -161,14 +187,19 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
             roi_sr = self.generator(roi_in)  # (R_G, C, P, P)
         num_rois, num_g = roi_hr.shape[0], roi_sr.shape[0]
         get_event_storage().put_scalar("srrcnn/g_rois_per_image", num_g / max(len(proposals), 1))
-        # one pass of the shared box head / discriminator over [RoI_HR; G(input)] (+ the 2x
-        # targets, D's "real" samples, for "full_to_double"): (R + R_G [+ R_G], D)
-        rows = [roi_hr, roi_sr] + ([roi_target] if self.pair == "full_to_double" else [])
+        # the shared box head / discriminator on RoI_HR alone (as Mask R-CNN runs it: with the
+        # SR terms off, its training is Mask R-CNN's bit for bit, tests/test_rng.py), then on
+        # [G(input) (+ the 2x targets, D's "real" samples, for "full_to_double")]
+        rows = [roi_sr] + ([roi_target] if self.pair == "full_to_double" else [])
         with record_function("srrcnn.box_head"):
-            x = self.box_head(torch.cat(rows))
-            tasks = num_rois + num_g * (2 if self.d_x2_task_weight else 1)  # rows scored
-            scores, deltas = self.box_predictor(x[:tasks])
+            x_hr = self.box_head(roi_hr)
+            x_g = self.box_head(torch.cat(rows)) if num_g else x_hr[:0]
+            scored_g = num_g * (2 if self.d_x2_task_weight else 1)  # G's rows scored
+            out_hr, out_g = self.box_predictor(x_hr), self.box_predictor(x_g[:scored_g])
+            scores, deltas = (torch.cat([a, b]) for a, b in zip(out_hr, out_g))
+            x = torch.cat([x_hr, x_g])  # (R + R_G [+ R_G], D)
             adv = self.box_predictor.real_fake_logits(x)
+        tasks = num_rois + scored_g
         hr_losses = self.box_predictor.losses((scores[:num_rois], deltas[:num_rois]), proposals)
         sr = slice(num_rois, num_rois + num_g)
         sr_losses = self.box_predictor.losses((scores[sr], deltas[sr]), g_proposals)
@@ -197,8 +228,9 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
         """
         windows = features[X2_WINDOWS]
         window_of, inside = assign_to_windows(proposals, windows)
-        g_idx, _ = sample_generator_rois(proposals, self.g_rois_per_image, self.g_positive_fraction,
-                                         self.num_classes, eligible=inside)
+        with training_step_stream(G_ROIS):
+            g_idx, _ = sample_generator_rois(proposals, self.g_rois_per_image,
+                                             self.g_positive_fraction, self.num_classes, eligible=inside)
         g_idx = g_idx[torch.argsort(window_of[g_idx], stable=True)]  # the pooler's crop order
         if len(g_idx) == 0:
             x = features[self.box_in_features[0]]
@@ -219,8 +251,26 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
                                          crop_boxes)
         return g_idx, g_proposals, roi_target
 
+    def generator_input(self, features: Dict[str, torch.Tensor], proposals: List[Instances],
+                        roi: torch.Tensor, rows: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """
+        G's input for RoI features ``roi`` (R, C, P, P) of the proposals' boxes (those of
+        ``rows``, indices into the concatenated proposals, in that order; None: all): ``roi``
+        itself, or with a texture scale k ``roi`` and the boxes' pixels from
+        ``features[IMAGE_KEY]`` (:func:`srrcnn.texture.pool_texture`): (R, C + 3 k^2, P, P).
+        """
+        if not self.texture_scale:
+            return roi
+        with record_function("srrcnn.roi_pool_texture"):
+            texture = pool_texture(features[IMAGE_KEY], texture_rois(proposals, rows),
+                                   self.texture_scale, self.box_pooler.output_size[0])
+        return torch.cat([roi, texture.to(roi.dtype)], dim=1)
+
     def pool_lr(self, features: Dict[str, torch.Tensor], proposals: List[Instances]) -> torch.Tensor:
         """RoI_LR (R, C, P, P): the proposals' boxes x lr_scale from the 0.5x pyramid."""
+        if self.texture_scale:  # the thesis pair's input (e.g. TEST_MODE "sr_lr")
+            raise ValueError("RoI_LR is no input of a G with MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE "
+                             "> 0 (it reads 1x RoIs and their pixels): no TEST_MODE 'sr_lr'")
         return self.lr_box_pooler([features[f + LR_SUFFIX] for f in self.box_in_features],
                                   [Boxes(x.proposal_boxes.tensor * self.lr_scale) for x in proposals])
 

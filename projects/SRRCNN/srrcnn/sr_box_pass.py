@@ -11,9 +11,9 @@ def sr_box_pass(generator, box_head: nn.Module, box_predictor: nn.Module,
                 roi: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """
     Args:
-        generator: a module or its forward, (R, C, P, P) -> (R, C, P, P).
+        generator: a module or its forward, (R, C [+ T], P, P) -> (R, C, P, P).
         box_head, box_predictor: the ROI heads' (D's) box head and predictor.
-        roi: (R, C, P, P) RoI features.
+        roi: (R, C [+ T], P, P) G's input: RoI features [and their texture, srrcnn.texture].
 
     Returns:
         The box predictor's (scores (R, K+1), deltas (R, 4K)) on G(roi).
