@@ -3,7 +3,8 @@
 # (checker: fine detail erased at 0.5x; soft: degraded but partly kept), every seed of
 #   double: Mask R-CNN, its 2x-input ceiling, SR-RCNN full_to_double (add-on, its control without
 #           adversarial terms, add-on with the head also on real 2x features, head only, shared,
-#           imitation), in test modes hr, size_aware and size_aware_x2 (the oracle for G), and
+#           imitation, G as a task-only reader of small RoIs, the same with their pixels), in
+#           test modes hr, size_aware and size_aware_x2 (the oracle for G), and
 #           tools/x2_oracle.py on Mask R-CNN's weights
 #   causes: Mask R-CNN, the thesis pair and its one-key cause variants (configs/evidence/)
 #   finetune: Mask R-CNN and three SR-RCNN configs, every run fine-tuned from one Mask R-CNN per
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 declare -A VARIANTS=(
-  [double]=mask_rcnn,mask_rcnn_x2_input,sr_rcnn_double_addon,sr_rcnn_double_addon_x2head,sr_rcnn_double_addon_no_adv,sr_rcnn_double_head,sr_rcnn_double,sr_rcnn_double_imitate
+  [double]=mask_rcnn,mask_rcnn_x2_input,sr_rcnn_double_addon,sr_rcnn_double_addon_x2head,sr_rcnn_double_addon_no_adv,sr_rcnn_double_head,sr_rcnn_double,sr_rcnn_double_imitate,sr_rcnn_double_reader,sr_rcnn_double_texture
   [causes]=mask_rcnn,sr_rcnn_thesis_cfg,sr_rcnn_thesis_g_gn,sr_rcnn_thesis_g_no_norm,sr_rcnn_thesis_full_box_level,sr_rcnn_thesis_sum_per_roi,sr_rcnn_thesis_d_sr_0,sr_rcnn_thesis_d_sr_half
   [finetune]=mask_rcnn,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_thesis_cfg
   [long]=mask_rcnn,sr_rcnn_double_addon,sr_rcnn_double_head,sr_rcnn_thesis_cfg
