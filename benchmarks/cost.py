@@ -277,7 +277,9 @@ def bench_generator(args, sr_cfg):
     with torch.no_grad():
         for mode, rois in (("size_aware", sr_cfg.MODEL.SRRCNN.SIZE_AWARE.MAX_ROIS_PER_IMAGE),
                            ("sr", sr_cfg.MODEL.RPN.POST_NMS_TOPK_TEST)):
-            x = torch.randn(rois, sr_cfg.MODEL.FPN.OUT_CHANNELS, res, res, device=args.device)
+            # G's input: the RoI features, plus the RoIs' folded pixels where TEXTURE_SCALE > 0
+            x = torch.randn(rois, sr_cfg.MODEL.FPN.OUT_CHANNELS + generator.texture_channels, res, res,
+                            device=args.device)
             times = {"folded": [], "unfolded": []}
             for i in range(args.images + args.warmup):
                 for name in times:

@@ -76,10 +76,14 @@ def test_upscale_measures_mask_rcnn_at_twice_the_size():
     assert all(float(v) > 0 for v in ratios.values())
 
 
-def test_generator_folded_against_unfolded():
+@pytest.mark.parametrize("texture", [[], ["MODEL.SRRCNN.PAIR", "full_to_double",
+                                            "MODEL.SRRCNN.GENERATOR.TEXTURE_SCALE", "2"]],
+                         ids=["plain", "texture"])
+def test_generator_folded_against_unfolded(texture):
+    """G alone; with TEXTURE_SCALE its input also holds the RoIs' folded pixels (3 k^2 channels)."""
     res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY
-                         + ["--what", "generator", "MODEL.SRRCNN.SIZE_AWARE.MAX_ROIS_PER_IMAGE", "4"],
-                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+                         + ["--what", "generator", "MODEL.SRRCNN.SIZE_AWARE.MAX_ROIS_PER_IMAGE", "4"]
+                         + texture, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "== generator: seconds per call at test, G alone" in res.stdout
     for row in ("4 RoIs (size_aware), folded", "4 RoIs (size_aware), unfolded",
