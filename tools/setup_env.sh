@@ -16,11 +16,30 @@ CACHE="$ROOT/.cache/setup"
 
 step() { echo "[setup] $*"; }
 fail() { echo "[setup] FAILED at step '$1': $2" >&2; exit 1; }
+# the last non-blank line of a log (pip ends some errors, e.g. OSError, with a blank line)
+last_line() { grep -v '^[[:space:]]*$' "$1" | tail -n 1; }
 # run a command quietly, keep its log; on failure print where the log is
 quiet() {
   local name=$1; shift
   local log="$CACHE/${name// /_}.log"
-  "$@" >"$log" 2>&1 || fail "$name" "see $log (last line: $(tail -n 1 "$log"))"
+  "$@" >"$log" 2>&1 || fail "$name" "see $log (last line: $(last_line "$log"))"
+}
+# the same for a step that downloads: one more try after 15 s (a registry's hiccup)
+quiet_retry() {
+  local name=$1; shift
+  local log="$CACHE/${name// /_}.log"
+  "$@" >"$log" 2>&1 && return 0
+  step "$name failed ($(last_line "$log")); trying once more in 15 s"
+  sleep 15
+  quiet "$name" "$@"
+}
+# the install needs ~6 GB (torch and its CUDA libraries) under the checkout and pip's temp dir
+need_disk() {
+  local dir free_gb
+  for dir in "$ROOT" "${TMPDIR:-/tmp}"; do
+    free_gb=$(df -Pk "$dir" | awk 'NR==2 {print int($4 / 1048576)}')
+    [[ "$free_gb" -ge 7 ]] || fail "$1" "only ${free_gb} GB free under $dir; the install needs ~7 GB"
+  done
 }
 mkdir -p "$CACHE"
 
@@ -51,17 +70,19 @@ if "$PY" -c 'import detectron2' 2>/dev/null; then
     step "pinned dependencies already satisfied"
   else
     step "installing pinned dependencies"
-    quiet "dependencies" "${PIP[@]}" -r requirements/requirements.txt
+    need_disk "dependencies"
+    quiet_retry "dependencies" "${PIP[@]}" -r requirements/requirements.txt
   fi
 else
   step "detectron2 missing: fetching $D2_WHEEL_SPEC and repacking it"
   rm -rf "$CACHE/d2"
-  quiet "detectron2 download" "$PY" -m pip download --disable-pip-version-check --no-deps \
+  need_disk "detectron2 download"
+  quiet_retry "detectron2 download" "$PY" -m pip download --disable-pip-version-check --no-deps \
     --python-version 3.10 --only-binary=:all: "$D2_WHEEL_SPEC" -d "$CACHE/d2/in"
   WHEEL=$("$PY" tools/repack_detectron2_wheel.py "$CACHE"/d2/in/*.whl "$CACHE/d2/out" 2>"$CACHE/repack.log") \
     || fail "detectron2 repack" "see $CACHE/repack.log"
   step "installing detectron2 with the pinned dependencies (one pip install, ~1-2 min)"
-  quiet "dependencies" "${PIP[@]}" "$WHEEL" -r requirements/requirements.txt
+  quiet_retry "dependencies" "${PIP[@]}" "$WHEEL" -r requirements/requirements.txt
 fi
 
 # 4. this project, editable ----------------------------------------------------------------
