@@ -263,8 +263,10 @@ def test_folded_generator_equals_unfolded(norm, input_skip):
         assert not folded, f"{norm}: norms left after folding: {folded}"
     else:
         assert module is g
-    torch.testing.assert_close(out, reference, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(g.fold_batch_norms()(x), reference, rtol=1e-5, atol=1e-5)
+    # folding reorders float32 arithmetic through 7 blocks: ~1e-5 apart (the CI saw 1.3e-5 on 1 of
+    # 3 920 values); an unfolded or wrongly folded norm is off by O(1)
+    torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(g.fold_batch_norms()(x), reference, rtol=1e-4, atol=1e-4)
 
 
 def test_fold_the_thesis_generator():
