@@ -38,7 +38,8 @@ def run_demo(setup, inputs, output, *extra, opts=()):
     args = [sys.executable, DEMO, "--config-file", str(config), "--input", *map(str, inputs),
             "--output", str(output), "--confidence-threshold", "0.0", *extra,
             "--opts", "MODEL.WEIGHTS", str(weights), "MODEL.DEVICE", "cpu", *opts]
-    proc = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(args, cwd=tmp, env=env, capture_output=True, text=True,
+                          timeout=600)  # a hang guard: on a shared, contended CPU one run took > 120 s
     return proc.returncode, proc.stdout + proc.stderr
 
 
