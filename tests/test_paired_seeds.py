@@ -1,0 +1,56 @@
+# -*- coding: utf-8 -*-
+"""tools/paired_seeds.py: paired differences over seeds kept in different run folders."""
+import importlib.util
+import json
+import os
+
+import pytest
+
+from srrcnn.testing import REPO_ROOT
+
+_spec = importlib.util.spec_from_file_location("paired_seeds", os.path.join(REPO_ROOT, "tools", "paired_seeds.py"))
+paired_seeds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(paired_seeds)
+
+
+def _write_run(root, variant, seed, modes):
+    """modes: {mode: AP}; APs = AP + 1, APm = AP + 2, APl = AP + 3."""
+    folder = root / variant / f"seed{seed}" / "eval"
+    folder.mkdir(parents=True)
+    results = {m: {"bbox": {"AP": ap, "APs": ap + 1, "APm": ap + 2, "APl": ap + 3}} for m, ap in modes.items()}
+    (folder / "eval_results.json").write_text(json.dumps({"info": {}, "results": results}))
+
+
+def test_pairs_each_seed_in_its_own_folder_with_a_fallback(tmp_path):
+    cpu, gpu = tmp_path / "cpu", tmp_path / "gpu"
+    _write_run(cpu, "cause", 0, {"hr": 12.0, "sr": 1.0})          # reference of seed 0: fallback
+    _write_run(gpu, "base", 1, {"hr": 20.0})
+    _write_run(gpu, "cause", 1, {"hr": 24.0, "sr": 4.0})
+    _write_run(gpu, "base", 2, {"hr": 30.0})
+    _write_run(gpu, "cause", 2, {"hr": 35.0, "sr": 5.0})
+    fallback = tmp_path / "results.json"
+    fallback.write_text(json.dumps({"runs": {"base": {"seed0": {"hr": {"bbox": {
+        "AP": 10.0, "APs": 11.0, "APm": 12.0, "APl": 13.0}}}}}}))
+    out_md = tmp_path / "t.md"
+    lines = paired_seeds.main([
+        "--runs", f"0={cpu}", "--runs", f"1={gpu}", "--runs", f"2={gpu}", "--fallback", str(fallback),
+        "--diff", "cause hr − base hr=cause:hr,base:hr", "--diff", "G at test=cause:sr,cause:hr",
+        "--out-md", str(out_md)])
+    # differences 2, 4, 5: mean 3.67, sample std 1.53, 3 of 3 higher; per seed listed for APs
+    assert lines[2] == ("| cause hr − base hr | +3.7 ± 1.5 (3/3) | +3.7 ± 1.5 (3/3) | +3.7 ± 1.5 (3/3) "
+                        "| +3.7 ± 1.5 (3/3) | +2.0, +4.0, +5.0 |")
+    assert lines[3].startswith("| G at test | -20.3 ± 9.5 (0/3) |")  # -11, -20, -30
+    text = out_md.read_text()
+    assert "python tools/paired_seeds.py --runs" in text and lines[2] in text
+
+
+def test_missing_run_and_mode_name_what_is_missing(tmp_path):
+    _write_run(tmp_path, "a", 0, {"hr": 1.0})
+    with pytest.raises(FileNotFoundError, match=r"b seed 0: .*b/seed0/eval/eval_results.json"):
+        paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "x=a:hr,b:hr"])
+    with pytest.raises(KeyError, match=r"test mode 'sr'.*it has \['hr'\]"):
+        paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "x=a:sr,a:hr"])
+    with pytest.raises(ValueError, match="--diff 'x=a:hr'"):
+        paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "x=a:hr"])
+    with pytest.raises(ValueError, match="--runs 'zero="):
+        paired_seeds.main(["--runs", f"zero={tmp_path}", "--diff", "x=a:hr,a:hr"])

@@ -1,0 +1,114 @@
+#!/usr/bin/env python
+"""
+Paired differences over seeds whose runs live in different harness folders (e.g. seed 0 run on
+the CPU, seeds 1 and 2 on a GPU): a Markdown table of mean ± std of (row − reference, same
+seed), box AP, with the per-seed values of one metric.
+
+Each ``--runs K=DIR`` says where seed K's runs are: ``DIR/<variant>/seed<K>/eval/eval_results.json``
+(tools/run_evidence.py's layout). ``--fallback`` names a harness ``results.json`` read for a
+(variant, seed) whose run folder is gone. Each ``--diff "LABEL=VARIANT:MODE,REF_VARIANT:MODE"``
+is one row. Both runs of a pair come from the same folder, so each difference is measured on
+one machine even when the seeds' machines differ.
+
+  python tools/paired_seeds.py --runs 0=docs/results/small_objects_cpu/runs \\
+      --runs 1=docs/results/small_objects_gpu/runs --runs 2=docs/results/small_objects_gpu/runs \\
+      --fallback docs/results/small_objects_cpu/causes/results.json \\
+      --diff "GN hr − thesis hr=sr_rcnn_thesis_g_gn:hr,sr_rcnn_thesis_cfg:hr" --out-md table.md
+"""
+import argparse
+import json
+import os
+import shlex
+import sys
+from typing import Dict, List, Optional, Tuple
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from evidence_report import SIZE_KEYS, _cell, _finite, _stats  # noqa: E402
+
+
+def parse_runs(items: List[str]) -> Dict[int, str]:
+    """["K=DIR", ...] -> {K: DIR}."""
+    out = {}
+    for item in items:
+        seed, sep, folder = item.partition("=")
+        if not sep or not seed.strip().isdigit() or not folder:
+            raise ValueError(f"--runs {item!r}: expected SEED=DIR, e.g. 0=docs/results/.../runs")
+        out[int(seed)] = folder
+    return out
+
+
+def parse_diff(item: str) -> Tuple[str, Tuple[str, str], Tuple[str, str]]:
+    """"LABEL=VARIANT:MODE,REF:MODE" -> (label, (variant, mode), (ref variant, mode))."""
+    label, sep, rest = item.rpartition("=")
+    parts = rest.split(",")
+    if not sep or not label or len(parts) != 2 or not all(p.count(":") == 1 for p in parts):
+        raise ValueError(f"--diff {item!r}: expected LABEL=VARIANT:MODE,REF_VARIANT:MODE")
+    (a, ma), (b, mb) = (tuple(p.split(":")) for p in parts)
+    return label, (a, ma), (b, mb)
+
+
+def box_ap(runs: Dict[int, str], fallback: Optional[dict], variant: str, mode: str,
+           seed: int) -> Dict[str, float]:
+    """The bbox metrics of one run's test mode; a clear error naming what is missing."""
+    path = os.path.join(runs[seed], variant, f"seed{seed}", "eval", "eval_results.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            results = json.load(f)["results"]
+        where = path
+    else:
+        results = ((fallback or {}).get("runs", {}).get(variant, {}).get(f"seed{seed}"))
+        where = f"{path} (missing) or the --fallback results.json"
+        if results is None:
+            raise FileNotFoundError(f"no results for {variant} seed {seed}: {where}")
+    if mode not in results or "bbox" not in results[mode]:
+        raise KeyError(f"test mode {mode!r} (bbox) not in {where}; it has {sorted(results)}")
+    return results[mode]["bbox"]
+
+
+def table(runs, fallback, diffs, per_seed_metric: str = "APs") -> List[str]:
+    seeds = sorted(runs)
+    out = ["| | " + " | ".join(SIZE_KEYS) + f" | {per_seed_metric} per seed ({', '.join(map(str, seeds))}) |",
+           "|---|" + "---|" * (len(SIZE_KEYS) + 1)]
+    for label, (a, ma), (b, mb) in diffs:
+        rows = [(box_ap(runs, fallback, a, ma, s), box_ap(runs, fallback, b, mb, s)) for s in seeds]
+        cells, per_seed = [], ""
+        for k in SIZE_KEYS:
+            d = [x[k] - y[k] for x, y in rows if _finite(x.get(k)) and _finite(y.get(k))]
+            st = _stats(d)
+            cells.append(f"{_cell(st, True)} ({sum(v > 0 for v in d)}/{st['n']})")
+            if k == per_seed_metric:
+                per_seed = ", ".join(f"{v:+.1f}" for v in d)
+        out.append(f"| {label} | " + " | ".join(cells) + f" | {per_seed} |")
+    return out
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument("--runs", action="append", required=True, metavar="SEED=DIR")
+    p.add_argument("--fallback", help="a harness results.json for runs whose folder is gone")
+    p.add_argument("--diff", action="append", required=True, metavar="LABEL=VARIANT:MODE,REF:MODE")
+    p.add_argument("--per-seed", default="APs", choices=SIZE_KEYS, help="metric listed per seed")
+    p.add_argument("--out-md", help="also write the table (with this command above it) here")
+    args = p.parse_args(argv)
+    runs = parse_runs(args.runs)
+    diffs = [parse_diff(d) for d in args.diff]
+    fallback = None
+    if args.fallback:
+        with open(args.fallback) as f:
+            fallback = json.load(f)
+    lines = table(runs, fallback, diffs, args.per_seed)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out_md:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out_md)), exist_ok=True)
+        command = shlex.join(["python", "tools/paired_seeds.py", *argv])
+        with open(args.out_md, "w") as f:
+            f.write(f"Box AP, mean ± sample std of paired per-seed differences (row − reference, "
+                    f"same seed, same machine); (k/n): seeds where the row is higher. "
+                    f"Generated by `{command}`.\n\n" + text)
+    return lines
+
+
+if __name__ == "__main__":
+    main()
