@@ -17,6 +17,8 @@ same batches / images:
   (rows `_unfolded`, conv then norm as in training: what folding saves);
 * generator: G alone at test, batch norms folded against not, on as many RoIs as "size_aware"
   (SIZE_AWARE.MAX_ROIS_PER_IMAGE) and "sr" (RPN.POST_NMS_TOPK_TEST) send at most per image;
+* profile: torch.profiler tables of the test images, per model and test mode: where the
+  time at test goes (operators, and ranges such as `srrcnn.sr_box_pass`);
 * breakdown: torch.profiler ranges of one training iteration, where SR-RCNN's extra time goes
   (second backbone pass, generator, extra box-head rows and 0.5x RoI pooling, backward, G step).
 
@@ -33,7 +35,7 @@ SIZE_AWARE.MAX_SIZE is unbounded, so "size_aware" sends its maximum number of Ro
 
     python benchmarks/cost.py [--config-file configs/sr_rcnn_R_50_FPN_3x.yaml]
         [--size 512] [--batch 2] [--iters 5] [--what train,memory,inference,breakdown]
-        [opts ...]      (--what also: generator, upscale)
+        [opts ...]      (--what also: generator, upscale, profile)
 
 The last line printed is `name=value` ratios (SR-RCNN / Mask R-CNN).
 """
@@ -220,17 +222,26 @@ def bench_memory(args):
     return {"peak_memory_ratio": growth["sr_rcnn"] / growth["mask_rcnn"]}
 
 
-def bench_inference(args, base_cfg, sr_cfg):
+def inference_setup(args, base_cfg, sr_cfg):
+    """
+    The two models in eval mode (G's output zeroed, see the module docstring), the test images
+    (warm-up first) and the runs: {name: (model, test mode or None, G's batch norms folded)}.
+    """
     base, sr = build_pair(base_cfg, sr_cfg)
     base.eval(), sr.eval()
-    tail = sr.roi_heads.generator.tail  # zero G's output (see the module docstring)
+    tail = sr.roi_heads.generator.tail
     torch.nn.init.zeros_(tail.weight), torch.nn.init.zeros_(tail.bias)
     loader = build_detection_test_loader(base_cfg, args.dataset, mapper=CheckedDatasetMapper(base_cfg, False))
     images = list(itertools.islice(iter(loader), args.images + args.warmup))
-    generator = sr.roi_heads.generator
-    runs = {"mask_rcnn": (base, None, True)}  # name: (model, test mode, G folded)
+    runs = {"mask_rcnn": (base, None, True)}
     runs.update({f"sr_rcnn_{m}": (sr, m, True) for m in TEST_MODES})
     runs.update({f"sr_rcnn_{m}_unfolded": (sr, m, False) for m in UNFOLDED_MODES})
+    return sr, images, runs
+
+
+def bench_inference(args, base_cfg, sr_cfg):
+    sr, images, runs = inference_setup(args, base_cfg, sr_cfg)
+    generator = sr.roi_heads.generator
     times = {k: [] for k in runs}
     detections = {k: [] for k in runs}
     selected = []
@@ -264,6 +275,38 @@ def bench_inference(args, base_cfg, sr_cfg):
             "infer_size_aware_ratio": med["sr_rcnn_size_aware"] / med["mask_rcnn"],
             "infer_with_G_unfolded_ratio": med["sr_rcnn_sr_unfolded"] / med["mask_rcnn"],
             "infer_size_aware_unfolded_ratio": med["sr_rcnn_size_aware_unfolded"] / med["mask_rcnn"]}
+
+
+def bench_profile(args, base_cfg, sr_cfg):
+    """
+    Where the time at test goes: torch.profiler over the timed images of Mask R-CNN and of
+    SR-RCNN in each test mode (G folded), one table each of the operators and ranges with the
+    most self time on the device and, on a GPU, on the host too, after the warm-up images.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    sr, images, runs = inference_setup(args, base_cfg, sr_cfg)
+    cuda = args.device == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    # on a GPU at batch 1 the host's launches and synchronisations matter as much as kernels
+    sorts = ["self_device_time_total", "self_cpu_time_total"] if cuda else ["self_cpu_time_total"]
+    timed_images = images[args.warmup:]
+    with torch.no_grad():
+        for name in ["mask_rcnn"] + [f"sr_rcnn_{m}" for m in TEST_MODES]:
+            model, mode, fold = runs[name]
+            sr.roi_heads.generator.fold_at_test = fold
+            with test_mode(model, mode) if mode else contextlib.nullcontext():
+                for batch in images[:args.warmup]:
+                    model(batch)
+                sync(args.device)
+                with profile(activities=activities) as prof:
+                    for batch in timed_images:
+                        model(batch)
+                    sync(args.device)
+            for sort in sorts:
+                print(f"== profile: {name}, {len(timed_images)} images, sorted by {sort}")
+                print(prof.key_averages().table(sort_by=sort, row_limit=args.profile_rows))
+    return {}
 
 
 def bench_generator(args, sr_cfg):
@@ -429,7 +472,9 @@ def parser():
     p.add_argument("--what", default="train,memory,inference,breakdown",
                    help="comma list of: train, memory, inference, breakdown, upscale (Mask R-CNN "
                    "at 2x the size against 1x: the cost of the ceiling), generator (G alone at "
-                   "test, batch norms folded against not)")
+                   "test, batch norms folded against not), profile (torch.profiler tables of "
+                   "each model and test mode at test)")
+    p.add_argument("--profile-rows", type=int, default=20, help="rows per table of --what profile")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for SR-RCNN (KEY VALUE ...)")
     return p
@@ -460,7 +505,8 @@ def main(argv=None):
     steps = {"train": lambda: bench_train(args, base_cfg, sr_cfg), "memory": lambda: bench_memory(args),
              "inference": lambda: bench_inference(args, base_cfg, sr_cfg),
              "breakdown": lambda: bench_breakdown(args), "upscale": lambda: bench_upscale(args, base_cfg),
-             "generator": lambda: bench_generator(args, sr_cfg)}
+             "generator": lambda: bench_generator(args, sr_cfg),
+             "profile": lambda: bench_profile(args, base_cfg, sr_cfg)}
     for what in args.what.split(","):
         if what not in steps:
             raise SystemExit(f"--what: unknown {what!r}; choose from {', '.join(steps)}")

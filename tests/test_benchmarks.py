@@ -92,3 +92,13 @@ def test_generator_folded_against_unfolded(texture):
     ratios = dict(kv.split("=") for kv in res.stdout.strip().splitlines()[-1].split())
     assert set(ratios) == {"generator_size_aware_folded_ratio", "generator_sr_folded_ratio"}
     assert all(float(v) > 0 for v in ratios.values())
+
+
+def test_profile_tables_for_every_model_and_test_mode():
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY
+                         + ["--what", "profile", "--profile-rows", "3"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("mask_rcnn", "sr_rcnn_hr", "sr_rcnn_sr", "sr_rcnn_size_aware"):
+        assert f"== profile: {name}, 2 images, sorted by self_cpu_time_total" in res.stdout
+    assert res.stdout.count("Self CPU time total") == 4

@@ -2,8 +2,8 @@
 # A short GPU lease in one command: what only a GPU can measure first, then evidence runs until
 # a deadline. In order:
 #   1. the inference benchmark (benchmarks/cost.py --what inference,generator at 800 px), G's pass
-#      eager, then again under torch.compile (inductor, reduce-overhead); nothing else runs
-#      meanwhile except the datasets being generated;
+#      eager, then again under torch.compile (inductor, reduce-overhead), then its profiler
+#      tables (--what profile); nothing else runs meanwhile except the datasets being generated;
 #   2. tools/gpu_check.sh (training with AMP off and on, then eval-only) and, side by side,
 #      tools/run_evidence.py with the given flags (--device cuda added), stopped at the deadline;
 #   3. the harness's report of what finished, and every run's small result files packed into
@@ -11,7 +11,8 @@
 # Usage (after tools/setup_env.sh, or with PYTHON pointing at an interpreter that has detectron2):
 #   bash tools/gpu_session.sh OUT SECONDS [run_evidence.py flags]
 # SECONDS bounds the whole script. OUT gets few files (a lease brings back at most 8):
-# bench_eager.log, bench_compile.log, gpu_check.log, evidence.log, RESULTS.md, runs.tar.gz.
+# bench_eager.log, bench_compile.log, bench_profile.log, gpu_check.log, evidence.log, RESULTS.md,
+# runs.tar.gz.
 # BENCH_ARGS replaces the benchmark's size and image counts (e.g. for a smoke test on the CPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +49,12 @@ for kind in eager compile; do
     --dataset srrcnn_shapes_tiny_train "${BENCH[@]}" ${opts[@]+"${opts[@]}"} >"$OUT/bench_$kind.log" 2>&1
   log "benchmark ($kind) rc=$?: $(tail -1 "$OUT/bench_$kind.log")"
 done
+# where the time at test goes: profiler tables per model and test mode (G eager)
+limit=$(( $(left) / 4 )); [ $limit -gt 120 ] && limit=120
+log "profile, at most ${limit}s"
+timeout "$limit" "$PY" benchmarks/cost.py --what profile --device "$DEVICE" --dataset srrcnn_shapes_tiny_train \
+  "${BENCH[@]}" --images 10 >"$OUT/bench_profile.log" 2>&1
+log "profile rc=$?"
 
 for p in "${gen_pids[@]}"; do wait "$p" || log "dataset generation failed: see $WORK/generate_*.log"; done
 
