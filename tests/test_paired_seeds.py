@@ -44,6 +44,16 @@ def test_pairs_each_seed_in_its_own_folder_with_a_fallback(tmp_path):
     assert "python tools/paired_seeds.py --runs" in text and lines[2] in text
 
 
+def test_another_eval_folder_of_the_same_run(tmp_path):
+    _write_run(tmp_path, "a", 0, {"sr": 10.0})
+    other = tmp_path / "a" / "seed0" / "eval_norm_batch"
+    other.mkdir()
+    (other / "eval_results.json").write_text(json.dumps({"results": {"sr": {"bbox": {
+        "AP": 4.0, "APs": 5.0, "APm": 6.0, "APl": 7.0}}}}))
+    lines = paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "batch − running=a@eval_norm_batch:sr,a:sr"])
+    assert lines[2] == "| batch − running | -6.0 (0/1) | -6.0 (0/1) | -6.0 (0/1) | -6.0 (0/1) | -6.0 |"
+
+
 def test_missing_run_and_mode_name_what_is_missing(tmp_path):
     _write_run(tmp_path, "a", 0, {"hr": 1.0})
     with pytest.raises(FileNotFoundError, match=r"b seed 0: .*b/seed0/eval/eval_results.json"):

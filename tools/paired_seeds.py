@@ -7,8 +7,10 @@ seed), box AP, with the per-seed values of one metric.
 Each ``--runs K=DIR`` says where seed K's runs are: ``DIR/<variant>/seed<K>/eval/eval_results.json``
 (tools/run_evidence.py's layout). ``--fallback`` names a harness ``results.json`` read for a
 (variant, seed) whose run folder is gone. Each ``--diff "LABEL=VARIANT:MODE,REF_VARIANT:MODE"``
-is one row. Both runs of a pair come from the same folder, so each difference is measured on
-one machine even when the seeds' machines differ.
+is one row; ``VARIANT@DIR:MODE`` reads ``<variant>/seed<K>/DIR/eval_results.json`` instead of
+``eval/`` (e.g. an eval-only pass with other test settings, ``eval_norm_batch``). Both runs of a
+pair come from the same folder, so each difference is measured on one machine even when the
+seeds' machines differ.
 
   python tools/paired_seeds.py --runs 0=docs/results/small_objects_cpu/runs \\
       --runs 1=docs/results/small_objects_gpu/runs --runs 2=docs/results/small_objects_gpu/runs \\
@@ -49,14 +51,16 @@ def parse_diff(item: str) -> Tuple[str, Tuple[str, str], Tuple[str, str]]:
 
 def box_ap(runs: Dict[int, str], fallback: Optional[dict], variant: str, mode: str,
            seed: int) -> Dict[str, float]:
-    """The bbox metrics of one run's test mode; a clear error naming what is missing."""
-    path = os.path.join(runs[seed], variant, f"seed{seed}", "eval", "eval_results.json")
+    """The bbox metrics of one run's test mode (``variant`` may end in ``@EVAL_DIR``); a clear
+    error naming what is missing."""
+    variant, _, eval_dir = variant.partition("@")
+    path = os.path.join(runs[seed], variant, f"seed{seed}", eval_dir or "eval", "eval_results.json")
     if os.path.isfile(path):
         with open(path) as f:
             results = json.load(f)["results"]
         where = path
     else:
-        results = ((fallback or {}).get("runs", {}).get(variant, {}).get(f"seed{seed}"))
+        results = None if eval_dir else (fallback or {}).get("runs", {}).get(variant, {}).get(f"seed{seed}")
         where = f"{path} (missing) or the --fallback results.json"
         if results is None:
             raise FileNotFoundError(f"no results for {variant} seed {seed}: {where}")
