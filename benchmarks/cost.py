@@ -14,7 +14,8 @@ same batches / images:
 * inference: seconds per image at test time, SR-RCNN in each test mode ("hr": without G,
   "sr": G on every RoI, "size_aware": G on the RoIs predicted small), G with its batch norms
   folded into its convolutions as at any test; "sr" and "size_aware" again with G unfolded
-  (rows `_unfolded`, conv then norm as in training: what folding saves);
+  (rows `_unfolded`, conv then norm as in training: what folding saves); each row also says
+  how many boxes per image enter the box predictor's NMS;
 * generator: G alone at test, batch norms folded against not, on as many RoIs as "size_aware"
   (SIZE_AWARE.MAX_ROIS_PER_IMAGE) and "sr" (RPN.POST_NMS_TOPK_TEST) send at most per image;
 * profile: torch.profiler tables of the test images, per model and test mode: where the
@@ -27,14 +28,22 @@ per iteration is that of real training, and FrozenBN cannot diverge. The RPN's b
 layer is zeroed, so that its proposals are anchors: the ROI heads then get their full
 ROI_HEADS.BATCH_SIZE_PER_IMAGE RoIs per image, as in real training (a random RPN sends most
 boxes off the image, and ~30 RoIs per image are left; printed). At test time the score
-threshold is 0, so that the mask head runs on TEST.DETECTIONS_PER_IMAGE boxes in every model
-and mode (printed); G's last layer is zeroed for the inference measurement (a random G would
-send the boxes off the image and leave the mask head idle: same compute, fair count); and
-SIZE_AWARE.MAX_SIZE is unbounded, so "size_aware" sends its maximum number of RoIs
-(MAX_ROIS_PER_IMAGE) through G: its cost is an upper bound.
+threshold is 1e-6 (not 0: "size_aware"'s merge floors probabilities at 1e-12), so that the
+mask head runs on (nearly) TEST.DETECTIONS_PER_IMAGE boxes (printed). For the inference
+measurement G is made the identity (its last layer zeroed, plus its input): all its work is
+done, and every test mode hands the box predictor the same features, so that score filtering,
+NMS and the mask head do the same work in every mode, which is checked on the first image.
+(`--g-output constant`, the setting before 2026-12-04, leaves G's output constant: every RoI
+it reads gets the same scores, 1/(K+1) for every class, so NMS gets all R x K boxes in "sr",
+80 000 at 1 000 RoIs and COCO's 80 classes, against ~1 000 to 3 000 for Mask R-CNN: NMS's work
+grows with the square of its boxes, and above a size torchvision's batched_nms loops over the
+classes, with a host synchronisation each. A cost of the random weights, not of G.) SIZE_AWARE.MAX_SIZE is
+unbounded, so "size_aware" sends its maximum number of RoIs (MAX_ROIS_PER_IMAGE) through G:
+its cost is an upper bound.
 
     python benchmarks/cost.py [--config-file configs/sr_rcnn_R_50_FPN_3x.yaml]
         [--size 512] [--batch 2] [--iters 5] [--what train,memory,inference,breakdown]
+        [--g-output identity|constant]
         [opts ...]      (--what also: generator, upscale, profile)
 
 The last line printed is `name=value` ratios (SR-RCNN / Mask R-CNN).
@@ -58,6 +67,7 @@ from detectron2.data import build_detection_test_loader, build_detection_train_l
 from detectron2.engine import SimpleTrainer
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
+from detectron2.modeling.roi_heads import fast_rcnn
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import EventStorage
 
@@ -84,7 +94,7 @@ def make_cfgs(args):
         "INPUT.MIN_SIZE_TEST", str(args.size), "INPUT.MAX_SIZE_TEST", str(args.size),
         "SOLVER.IMS_PER_BATCH", str(args.batch), "SOLVER.REFERENCE_WORLD_SIZE", "0",
         "SOLVER.BASE_LR", "0.0", "SOLVER.GENERATOR.BASE_LR", "0.0", "SOLVER.AMP.ENABLED", "False",
-        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "0.0", "MODEL.SRRCNN.SIZE_AWARE.MIN_SCORE", "0.0",
+        "MODEL.ROI_HEADS.SCORE_THRESH_TEST", "1e-6", "MODEL.SRRCNN.SIZE_AWARE.MIN_SCORE", "0.0",
         "MODEL.SRRCNN.SIZE_AWARE.MAX_SIZE", "1e9",
         "DATASETS.TRAIN", f"('{args.dataset}',)", "DATASETS.TEST", f"('{args.dataset}',)",
         "DATALOADER.NUM_WORKERS", "0",
@@ -224,18 +234,36 @@ def bench_memory(args):
 
 def inference_setup(args, base_cfg, sr_cfg):
     """
-    The two models in eval mode (G's output zeroed, see the module docstring), the test images
+    The two models in eval mode (G the identity, see the module docstring), the test images
     (warm-up first) and the runs: {name: (model, test mode or None, G's batch norms folded)}.
+    Checks on the first image that every run predicts what Mask R-CNN does (the same boxes
+    and scores), so that post-processing costs the same in every run.
     """
     base, sr = build_pair(base_cfg, sr_cfg)
-    base.eval(), sr.eval()
-    tail = sr.roi_heads.generator.tail
+    generator = sr.roi_heads.generator
+    tail = generator.tail
     torch.nn.init.zeros_(tail.weight), torch.nn.init.zeros_(tail.bias)
+    # before eval(), which makes the folded copy that G runs at test
+    generator.input_skip = args.g_output == "identity"
+    base.eval(), sr.eval()
     loader = build_detection_test_loader(base_cfg, args.dataset, mapper=CheckedDatasetMapper(base_cfg, False))
     images = list(itertools.islice(iter(loader), args.images + args.warmup))
     runs = {"mask_rcnn": (base, None, True)}
     runs.update({f"sr_rcnn_{m}": (sr, m, True) for m in TEST_MODES})
     runs.update({f"sr_rcnn_{m}_unfolded": (sr, m, False) for m in UNFOLDED_MODES})
+    with torch.no_grad():
+        outputs = {}
+        for name, (model, mode, fold) in runs.items():
+            generator.fold_at_test = fold
+            with test_mode(model, mode) if mode else contextlib.nullcontext():
+                outputs[name] = model(images[0])[0]["instances"]
+    ref = outputs["mask_rcnn"]
+    for name, out in outputs.items() if args.g_output == "identity" else ():
+        same = len(out) == len(ref) and torch.allclose(out.scores, ref.scores, atol=1e-5) and \
+            torch.allclose(out.pred_boxes.tensor, ref.pred_boxes.tensor, atol=1e-3)
+        if not same:
+            raise RuntimeError(f"{name} predicts other boxes than mask_rcnn on the first image: "
+                               "post-processing would not cost the same")
     return sr, images, runs
 
 
@@ -244,6 +272,7 @@ def bench_inference(args, base_cfg, sr_cfg):
     generator = sr.roi_heads.generator
     times = {k: [] for k in runs}
     detections = {k: [] for k in runs}
+    nms = {k: [] for k in runs}
     selected = []
     heads = sr.roi_heads
     select_fn = heads.select_size_aware
@@ -253,22 +282,35 @@ def bench_inference(args, base_cfg, sr_cfg):
         selected.append(len(idx))
         return idx
 
+    nms_boxes = []  # boxes that enter the box predictor's NMS, per image (the work it does)
+    nms_fn = fast_rcnn.batched_nms
+
+    def counting_nms(boxes, *a, **k):
+        nms_boxes.append(len(boxes))
+        return nms_fn(boxes, *a, **k)
+
     heads.select_size_aware = counting_select
+    fast_rcnn.batched_nms = counting_nms
     with torch.no_grad():
         for i, batch in enumerate(images):
             for name, (model, mode, fold) in runs.items():
                 out = []
+                nms_boxes.clear()
                 generator.fold_at_test = fold
                 with test_mode(model, mode) if mode else contextlib.nullcontext():
                     t = timed(lambda: out.append(model(batch)), args.device)
                 if i >= args.warmup:
                     times[name].append(t)
                     detections[name].append(len(out[0][0]["instances"]))
+                    nms[name].append(sum(nms_boxes))
+    fast_rcnn.batched_nms = nms_fn
     print(f"== inference: seconds per image (batch 1; size_aware sent {statistics.mean(selected):.0f} "
           f"RoIs per image through G, of MAX_ROIS_PER_IMAGE {heads.size_aware_max_rois}; G's batch "
-          f"norms folded, _unfolded: not; TEST_COMPILE.BACKEND {heads.sr_box_pass.backend or 'off'})")
+          f"norms folded, _unfolded: not; TEST_COMPILE.BACKEND {heads.sr_box_pass.backend or 'off'}; "
+          f"G's output: {args.g_output})")
     for k, v in times.items():
-        print(summary(k, v) + f", {statistics.mean(detections[k]):.0f} detections per image")
+        print(summary(k, v) + f", {statistics.mean(detections[k]):.0f} detections per image, "
+              f"{statistics.mean(nms[k]):.0f} boxes into NMS")
     med = {k: statistics.median(v) for k, v in times.items()}
     return {"infer_without_G_ratio": med["sr_rcnn_hr"] / med["mask_rcnn"],
             "infer_with_G_ratio": med["sr_rcnn_sr"] / med["mask_rcnn"],
@@ -474,6 +516,11 @@ def parser():
                    "at 2x the size against 1x: the cost of the ceiling), generator (G alone at "
                    "test, batch norms folded against not), profile (torch.profiler tables of "
                    "each model and test mode at test)")
+    p.add_argument("--g-output", choices=("identity", "constant"), default="identity",
+                   help="G at the inference measurements: its last layer zeroed, plus its input "
+                   "(identity: every mode predicts Mask R-CNN's boxes, post-processing costs the "
+                   "same) or not (constant: every RoI G reads gets the same scores, so NMS gets "
+                   "R x K boxes; the setting of the measurements before 2026-12-04)")
     p.add_argument("--profile-rows", type=int, default=20, help="rows per table of --what profile")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for SR-RCNN (KEY VALUE ...)")

@@ -45,11 +45,13 @@ def test_inference_with_folded_and_unfolded_generator(output):
     """G's batch norms folded (the usual test path) and not: the same detections."""
     lines = output.split("== inference")[1].split("==")[0].splitlines()
     assert "G's batch norms folded, _unfolded: not; TEST_COMPILE.BACKEND off" in lines[0]
-    rows = {l.split(":")[0]: l.split(", ")[-1] for l in lines[1:] if l.startswith("sr_rcnn")}
-    assert set(rows) == {"sr_rcnn_hr", "sr_rcnn_sr", "sr_rcnn_size_aware", "sr_rcnn_sr_unfolded",
-                         "sr_rcnn_size_aware_unfolded"}
-    for mode in ("sr", "size_aware"):
-        assert rows[f"sr_rcnn_{mode}"] == rows[f"sr_rcnn_{mode}_unfolded"]  # "N detections per image"
+    assert "G's output: identity" in lines[0]
+    rows = {l.split(":")[0]: l.split("), ")[-1] for l in lines[1:] if l.startswith(("sr_rcnn", "mask_rcnn"))}
+    assert set(rows) == {"mask_rcnn", "sr_rcnn_hr", "sr_rcnn_sr", "sr_rcnn_size_aware",
+                         "sr_rcnn_sr_unfolded", "sr_rcnn_size_aware_unfolded"}
+    # "N detections per image, M boxes into NMS": G is the identity, so every run does the
+    # same post-processing work
+    assert len(set(rows.values())) == 1 and "boxes into NMS" in rows["mask_rcnn"]
 
 
 def test_breakdown_names_the_extra_work(output):
@@ -102,3 +104,45 @@ def test_profile_tables_for_every_model_and_test_mode():
     for name in ("mask_rcnn", "sr_rcnn_hr", "sr_rcnn_sr", "sr_rcnn_size_aware"):
         assert f"== profile: {name}, 2 images, sorted by self_cpu_time_total" in res.stdout
     assert res.stdout.count("Self CPU time total") == 4
+
+
+def test_inference_modes_do_the_same_post_processing():
+    """G is the identity in the inference measurement: every mode predicts Mask R-CNN's boxes
+    and scores on every image, so NMS and the mask head cost the same (only G's passes differ)."""
+    import contextlib
+    import importlib.util
+
+    import torch
+    from srrcnn.data import ensure_generated
+    from srrcnn.evaluation import test_mode
+
+    spec = importlib.util.spec_from_file_location("cost", os.path.join(ROOT, "benchmarks/cost.py"))
+    cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cost)
+    args = cost.parser().parse_args(TINY)
+    ensure_generated(args.dataset)
+    base_cfg, sr_cfg = cost.make_cfgs(args)
+    sr, images, runs = cost.inference_setup(args, base_cfg, sr_cfg)
+    assert sr.roi_heads.generator.tail.weight.abs().sum() == 0  # G's work is still done
+    with torch.no_grad():
+        for batch in images:
+            ref = runs["mask_rcnn"][0](batch)[0]["instances"]
+            for mode in ("sr", "size_aware"):
+                with test_mode(sr, mode):
+                    out = sr(batch)[0]["instances"]
+                assert len(out) == len(ref) > 0
+                torch.testing.assert_close(out.scores, ref.scores, atol=1e-5, rtol=0)
+
+
+def test_constant_generator_inflates_nms():
+    """--g-output constant (the measurements before 2026-12-04): "sr" gives every RoI the same
+    scores, so its NMS gets every (RoI, class) box, far more than Mask R-CNN's. The R50-FPN COCO
+    config (80 classes), whose random box head gives peaked scores, as in the GPU measurements."""
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py"), "--size", "128",
+                          "--images", "1", "--warmup", "0", "--dataset", "srrcnn_shapes_tiny_train",
+                          "--device", "cpu", "--what", "inference", "--g-output", "constant"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    nms = {l.split(":")[0]: int(l.split(", ")[-1].split()[0]) for l in res.stdout.splitlines()
+           if l.endswith("boxes into NMS")}
+    assert nms["sr_rcnn_sr"] > 10 * nms["mask_rcnn"] and nms["sr_rcnn_hr"] == nms["mask_rcnn"], nms

@@ -2,7 +2,8 @@
 # A short GPU lease in one command: what only a GPU can measure first, then evidence runs until
 # a deadline. In order:
 #   1. the inference benchmark (benchmarks/cost.py --what inference,generator at 800 px), G's pass
-#      eager, then again under torch.compile (inductor, reduce-overhead), then its profiler
+#      eager, eager with G's output constant (--g-output constant), under torch.compile
+#      (inductor, reduce-overhead), then its profiler
 #      tables (--what profile); nothing else runs meanwhile except the datasets being generated;
 #   2. tools/gpu_check.sh (training with AMP off and on, then eval-only) and, side by side,
 #      tools/run_evidence.py with the given flags (--device cuda added), stopped at the deadline;
@@ -40,12 +41,15 @@ for name in srrcnn_shapes_tiny_train srrcnn_shapes_tiny_val srrcnn_shapes_train 
   gen_pids+=($!)
 done
 
-# 1. inference benchmark, G eager then compiled (the warm-up images compile)
-for kind in eager compile; do
-  opts=(); [ $kind = compile ] && opts=(MODEL.SRRCNN.TEST_COMPILE.BACKEND inductor MODEL.SRRCNN.TEST_COMPILE.MODE reduce-overhead)
-  limit=$(( $(left) / 3 )); [ $limit -gt 240 ] && limit=240
+# 1. inference benchmark, G eager; eager with G's output constant (the setting of the
+#    measurements before 2026-12-04: its NMS gets more boxes); compiled (the warm-up images compile)
+for kind in eager constant compile; do
+  what=inference,generator; opts=()
+  [ $kind = constant ] && what=inference && opts=(--g-output constant)
+  [ $kind = compile ] && opts=(MODEL.SRRCNN.TEST_COMPILE.BACKEND inductor MODEL.SRRCNN.TEST_COMPILE.MODE reduce-overhead)
+  limit=$(( $(left) / 4 )); [ $limit -gt 240 ] && limit=240
   log "benchmark ($kind), at most ${limit}s"
-  timeout "$limit" "$PY" benchmarks/cost.py --what inference,generator --device "$DEVICE" \
+  timeout "$limit" "$PY" benchmarks/cost.py --what $what --device "$DEVICE" \
     --dataset srrcnn_shapes_tiny_train "${BENCH[@]}" ${opts[@]+"${opts[@]}"} >"$OUT/bench_$kind.log" 2>&1
   log "benchmark ($kind) rc=$?: $(tail -1 "$OUT/bench_$kind.log")"
 done
