@@ -64,3 +64,15 @@ def test_missing_run_and_mode_name_what_is_missing(tmp_path):
         paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "x=a:hr"])
     with pytest.raises(ValueError, match="--runs 'zero="):
         paired_seeds.main(["--runs", f"zero={tmp_path}", "--diff", "x=a:hr,a:hr"])
+
+
+def test_confidence_interval_of_the_per_seed_metric(tmp_path):
+    for seed, (a, b) in enumerate([(12.0, 10.0), (24.0, 20.0), (35.0, 30.0)]):
+        _write_run(tmp_path, "base", seed, {"hr": a - (a - b)})
+        _write_run(tmp_path, "cause", seed, {"hr": a})
+    runs = [x for s in range(3) for x in ("--runs", f"{s}={tmp_path}")]
+    lines = paired_seeds.main(runs + ["--diff", "c=cause:hr,base:hr", "--ci"])
+    # differences 2, 4, 5: mean 3.667, sd 1.528, t(2) 4.303: half width 3.795
+    assert lines[0].endswith("| APs 95 % CI |") and lines[1].count("---") == 7
+    assert lines[2].endswith("| +2.0, +4.0, +5.0 | [-0.1, +7.5] |")
+    assert paired_seeds.confidence_interval([1.0]) == "-"
