@@ -291,19 +291,21 @@ def bench_inference(args, base_cfg, sr_cfg):
 
     heads.select_size_aware = counting_select
     fast_rcnn.batched_nms = counting_nms
-    with torch.no_grad():
-        for i, batch in enumerate(images):
-            for name, (model, mode, fold) in runs.items():
-                out = []
-                nms_boxes.clear()
-                generator.fold_at_test = fold
-                with test_mode(model, mode) if mode else contextlib.nullcontext():
-                    t = timed(lambda: out.append(model(batch)), args.device)
-                if i >= args.warmup:
-                    times[name].append(t)
-                    detections[name].append(len(out[0][0]["instances"]))
-                    nms[name].append(sum(nms_boxes))
-    fast_rcnn.batched_nms = nms_fn
+    try:
+        with torch.no_grad():
+            for i, batch in enumerate(images):
+                for name, (model, mode, fold) in runs.items():
+                    out = []
+                    nms_boxes.clear()
+                    generator.fold_at_test = fold
+                    with test_mode(model, mode) if mode else contextlib.nullcontext():
+                        t = timed(lambda: out.append(model(batch)), args.device)
+                    if i >= args.warmup:
+                        times[name].append(t)
+                        detections[name].append(len(out[0][0]["instances"]))
+                        nms[name].append(sum(nms_boxes))
+    finally:
+        fast_rcnn.batched_nms = nms_fn
     print(f"== inference: seconds per image (batch 1; size_aware sent {statistics.mean(selected):.0f} "
           f"RoIs per image through G, of MAX_ROIS_PER_IMAGE {heads.size_aware_max_rois}; G's batch "
           f"norms folded, _unfolded: not; TEST_COMPILE.BACKEND {heads.sr_box_pass.backend or 'off'}; "

@@ -75,4 +75,4 @@ def test_confidence_interval_of_the_per_seed_metric(tmp_path):
     # differences 2, 4, 5: mean 3.667, sd 1.528, t(2) 4.303: half width 3.795
     assert lines[0].endswith("| APs 95 % CI |") and lines[1].count("---") == 7
     assert lines[2].endswith("| +2.0, +4.0, +5.0 | [-0.1, +7.5] |")
-    assert paired_seeds.confidence_interval([1.0]) == "-"
+    assert paired_seeds.confidence_interval(paired_seeds._stats([1.0])) == "-"

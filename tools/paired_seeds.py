@@ -76,16 +76,14 @@ T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.052, 2.048, 2.045, 2.042)
 
 
-def confidence_interval(d: List[float]) -> str:
-    """The 95 % t-interval of the mean of paired differences ``d``, e.g. "[-5.9, +9.1]"; "-"
-    for fewer than 2 values."""
-    n = len(d)
+def confidence_interval(st: Dict) -> str:
+    """The 95 % t-interval of a mean from ``_stats`` (mean, std, n) of paired differences, e.g.
+    "[-5.9, +9.1]"; "-" for fewer than 2 values."""
+    n = st["n"]
     if n < 2:
         return "-"
-    mean = sum(d) / n
-    sd = (sum((v - mean) ** 2 for v in d) / (n - 1)) ** 0.5
-    half = (T_975[n - 2] if n - 1 <= len(T_975) else 1.96) * sd / n ** 0.5
-    return f"[{mean - half:+.1f}, {mean + half:+.1f}]"
+    half = (T_975[n - 2] if n - 1 <= len(T_975) else 1.96) * st["std"] / n ** 0.5
+    return f"[{st['mean'] - half:+.1f}, {st['mean'] + half:+.1f}]"
 
 
 def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False) -> List[str]:
@@ -102,7 +100,7 @@ def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False)
             cells.append(f"{_cell(st, True)} ({sum(v > 0 for v in d)}/{st['n']})")
             if k == per_seed_metric:
                 per_seed = ", ".join(f"{v:+.1f}" for v in d)
-                interval = f" {confidence_interval(d)} |" if ci else ""
+                interval = f" {confidence_interval(st)} |" if ci else ""
         out.append(f"| {label} | " + " | ".join(cells) + f" | {per_seed} |" + interval)
     return out
 
