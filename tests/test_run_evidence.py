@@ -4,6 +4,7 @@
 Most tests replace train_net.py by a stub script that writes given eval results (milliseconds a
 run); one test trains and evaluates tiny models for real (8 train_net.py starts).
 """
+import argparse
 import glob
 import importlib.util
 import json
@@ -146,27 +147,51 @@ def test_bad_index_line_is_an_error(tmp_path, line):
 STORED_RUNS = sorted(glob.glob(os.path.join(REPO_ROOT, "docs", "**", "run.json"), recursive=True))
 
 
-@pytest.mark.parametrize("path", STORED_RUNS, ids=lambda p: os.path.relpath(p, REPO_ROOT))
-def test_stored_runs_match_what_the_harness_runs(path, tmp_path):
-    """Each run.json kept in docs/ is accepted as is by the command that made it: the harness
-    would reuse such a run, not refuse it or train it again."""
-    manifest = json.loads(open(path).read())
-    opts, name = manifest["opts"], manifest["variant"]
+def _harness_argv(manifest, variant, out):
+    """The harness command line that makes the run of ``manifest`` (a run's or a pretraining's
+    run.json), with --out ``out``: (argv, the run's own opts before SEED)."""
+    opts = manifest["opts"]
     i = opts.index("SEED")
     harness = dict(zip(opts[i::2], opts[i + 1::2]))
-    argv = ["--variants", name, "--modes", ",".join(manifest["modes"]), "--seeds",
-            str(manifest["seed"]), "--budget", str(manifest["budget"]), "--train-dataset",
-            manifest["train_dataset"], "--test-dataset", manifest["test_dataset"], "--device",
+    argv = ["--variants", variant, "--seeds", str(manifest["seed"]), "--device",
             harness["MODEL.DEVICE"], "--num-workers", harness["DATALOADER.NUM_WORKERS"],
-            "--out", str(tmp_path)]
+            "--out", str(out)]
     if "INPUT.MAX_SIZE_TEST" in harness:
-        scale = run_evidence.VARIANTS[name]["input_scale"]
+        scale = run_evidence.VARIANTS[variant]["input_scale"]
         argv += ["--input-size", str(int(harness["INPUT.MAX_SIZE_TEST"]) // scale)]
     for r in manifest["register_coco"]:
         argv += ["--register-coco", *r]
-    p, args = run_evidence.parse_args(argv + opts[:i])
-    run = evidence_runs.Run(name, run_evidence.select_variants(p, args)[name], manifest["seed"],
-                            args)
+    return argv, opts[:i]
+
+
+@pytest.mark.parametrize("path", STORED_RUNS, ids=lambda p: os.path.relpath(p, REPO_ROOT))
+def test_stored_runs_match_what_the_harness_runs(path, tmp_path):
+    """Each run.json kept in docs/ is accepted as is by the command that made it: the harness
+    would reuse such a run (or pretraining), not refuse it or train it again."""
+    manifest = json.loads(open(path).read())
+    if manifest.get("stage") == evidence_runs.PRETRAIN:
+        argv, own = _harness_argv(manifest, "mask_rcnn", tmp_path)
+        argv += ["--pretrain-budget", str(manifest["budget"]), "--pretrain-dataset",
+                 manifest["train_dataset"], "--pretrain-config", manifest["config"]]
+        _, args = run_evidence.parse_args(argv + own)
+        run = evidence_runs.Pretrain(manifest["seed"], args)
+    else:
+        name, pre = manifest["variant"], manifest.get("pretrain")
+        argv, own = _harness_argv(manifest, name, tmp_path)
+        argv += ["--modes", ",".join(manifest["modes"]), "--budget", str(manifest["budget"]),
+                 "--train-dataset", manifest["train_dataset"], "--test-dataset",
+                 manifest["test_dataset"]]
+        if pre:
+            argv += ["--pretrain-budget", str(pre["budget"]), "--pretrain-dataset",
+                     pre["dataset"], "--pretrain-config", pre["config"]]
+        p, args = run_evidence.parse_args(argv + own)
+        pretrain = None
+        if pre:  # the pretraining it started from, in the --out the run was made in
+            made_in = argparse.Namespace(**vars(args))
+            made_in.out = os.path.dirname(os.path.dirname(os.path.dirname(pre["weights"])))
+            pretrain = evidence_runs.Pretrain(manifest["seed"], made_in)
+        run = evidence_runs.Run(name, run_evidence.select_variants(p, args)[name],
+                                manifest["seed"], args, pretrain)
     os.makedirs(run.dir)
     shutil.copy(path, os.path.join(run.dir, "run.json"))
     assert run.state() == "train"  # SystemExit if the settings differ
