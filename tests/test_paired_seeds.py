@@ -76,3 +76,17 @@ def test_confidence_interval_of_the_per_seed_metric(tmp_path):
     assert lines[0].endswith("| APs 95 % CI |") and lines[1].count("---") == 7
     assert lines[2].endswith("| +2.0, +4.0, +5.0 | [-0.1, +7.5] |")
     assert paired_seeds.confidence_interval(paired_seeds._stats([1.0])) == "-"
+
+
+def test_runs_from_different_pretrained_weights_are_not_paired(tmp_path):
+    _write_run(tmp_path, "a", 0, {"hr": 2.0})
+    _write_run(tmp_path, "b", 0, {"hr": 1.0})
+    (tmp_path / "a" / "seed0" / "pretrain.sha256").write_text("ab" * 32 + "\n")
+    argv = ["--runs", f"0={tmp_path}", "--diff", "x=a:hr,b:hr"]
+    assert paired_seeds.main(argv)[2].startswith("| x | +1.0")  # one record: nothing to compare
+    (tmp_path / "b" / "seed0" / "pretrain.sha256").write_text("ab" * 32 + "\n")
+    assert paired_seeds.main(argv)[2].startswith("| x | +1.0")
+    (tmp_path / "b" / "seed0" / "pretrain.sha256").write_text("cd" * 32 + "\n")
+    with pytest.raises(ValueError, match=r"different pretrained weights \(seed 0\): .*a/seed0/"
+                       r"pretrain.sha256 = abababababab, .*b/seed0/pretrain.sha256 = cdcdcdcdcdcd"):
+        paired_seeds.main(argv)

@@ -320,6 +320,7 @@ def test_from_scratch_commands_and_manifest_as_before(fake, tmp_path, capsys):
         evidence_runs.TRAIN_NET, "--config-file", config, "--resume", *manifest["opts"],
         "DATASETS.TEST", "()", "OUTPUT_DIR", str(run)]
     assert not (tmp_path / "out" / "pretrain").exists()
+    assert not list((tmp_path / "out").rglob(evidence_runs.PRETRAIN_HASH))
     assert "Protocol: from scratch." in (tmp_path / "docs" / "RESULTS.md").read_text()
 
 
@@ -371,6 +372,9 @@ def test_pretrain_once_per_seed_reused_and_checked(fake, tmp_path, capsys):
             assert train[train.index("MODEL.WEIGHTS") + 1] == weights[s]
             assert evaluate[evaluate.index("MODEL.WEIGHTS") + 1].endswith(f"{name}/seed{s}/"
                                                                           "model_final.pth")
+            # the weights it started from, for tools/paired_seeds.py to check a pair by
+            assert (out / name / f"seed{s}" / evidence_runs.PRETRAIN_HASH).read_text() == (
+                evidence_runs.file_sha256(weights[s]) + "\n")
     text = (tmp_path / "docs" / "RESULTS.md").read_text()
     assert ("Protocol: fine-tuned from a Mask R-CNN pretrained for 4 iterations on "
             "`srrcnn_shapes_tiny_pretrain` (one per seed).") in text

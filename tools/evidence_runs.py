@@ -3,6 +3,7 @@
 pretraining, in its folder OUT/<name>/seed<k>/ with its settings in run.json, its train_net.py
 commands and their execution (logs, times, resume)."""
 import datetime
+import hashlib
 import logging
 import os
 import shlex
@@ -21,6 +22,18 @@ TRAIN_NET = os.path.join(REPO_ROOT, "train_net.py")
 PRETRAIN = "pretrain"  # its runs go to OUT/pretrain/seed<k>/
 COMMAND_KEYS = ("train_command", "eval_command")  # informational: not compared on rerun
 TAIL_LINES = 20
+# a fine-tuned run's record of the weights it started from: pretrainings of one seed need not
+# agree bit for bit across machines, and only runs started from the same weights are paired
+PRETRAIN_HASH = "pretrain.sha256"
+
+
+def file_sha256(path: str) -> str:
+    """The SHA-256 of a file, in hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def config_path(config: str) -> str:
@@ -149,6 +162,19 @@ class Run(Job):
             self.manifest["pretrain"] = dict(pretrain_settings(args), weights=pretrain.final)
 
 
+def record_pretrain(run: Run) -> None:
+    """Write the SHA-256 of the weights a fine-tuned run starts from into its PRETRAIN_HASH,
+    unless it was written before or the run already has a checkpoint (a resume: what it started
+    from is in there, whatever the pretraining's file holds now)."""
+    path = os.path.join(run.dir, PRETRAIN_HASH)
+    if run.pretrain is None or os.path.exists(path) or os.path.exists(
+            os.path.join(run.dir, "last_checkpoint")):
+        return
+    os.makedirs(run.dir, exist_ok=True)
+    with open(path, "w") as f:
+        f.write(file_sha256(run.pretrain.final) + "\n")
+
+
 def _step(run: Job, step: str, cmd: List[str], env: Dict) -> Optional[str]:
     """Run one train_net.py command, appending to <step>.log; None on success, else the error."""
     log = os.path.join(run.dir, f"{step}.log")
@@ -181,6 +207,7 @@ def execute(run: Run, env: Dict) -> Optional[str]:
             if run.pretrain and run.pretrain.ensure(env):
                 return (f"{run.key}: not trained: its pretraining {run.pretrain.key} failed; "
                         f"log: {os.path.join(run.pretrain.dir, 'train.log')}")
+            record_pretrain(run)
             err = _step(run, "train", run.manifest["train_command"], env)
             if err:
                 return err

@@ -11,7 +11,9 @@ Each ``--runs K=DIR`` says where seed K's runs are: ``DIR/<variant>/seed<K>/eval
 is one row; ``VARIANT@DIR:MODE`` reads ``<variant>/seed<K>/DIR/eval_results.json`` instead of
 ``eval/`` (e.g. an eval-only pass with other test settings, ``eval_norm_batch``). Both runs of a
 pair come from the same folder, so each difference is measured on one machine even when the
-seeds' machines differ.
+seeds' machines differ. Fine-tuned runs that record the weights they started from
+(``pretrain.sha256``, written by the harness) are paired only if those agree: a pretraining of
+one seed made again elsewhere need not be the same one.
 
   python tools/paired_seeds.py --runs 0=docs/results/small_objects_cpu/runs \\
       --runs 1=docs/results/small_objects_gpu/runs --runs 2=docs/results/small_objects_gpu/runs \\
@@ -48,6 +50,20 @@ def parse_diff(item: str) -> Tuple[str, Tuple[str, str], Tuple[str, str]]:
         raise ValueError(f"--diff {item!r}: expected LABEL=VARIANT:MODE,REF_VARIANT:MODE")
     (a, ma), (b, mb) = (tuple(p.split(":")) for p in parts)
     return label, (a, ma), (b, mb)
+
+
+def check_same_start(runs: Dict[int, str], a: str, b: str, seed: int) -> None:
+    """ValueError if the two runs of a pair record different pretrained weights (a run without
+    the record, e.g. one trained from scratch or before the harness wrote it, is not checked)."""
+    digests = {}
+    for variant in (a, b):
+        path = os.path.join(runs[seed], variant.partition("@")[0], f"seed{seed}", "pretrain.sha256")
+        if os.path.isfile(path):
+            with open(path) as f:
+                digests[path] = f.read().strip()
+    if len(set(digests.values())) > 1:
+        raise ValueError("not a pair: these runs started from different pretrained weights "
+                         f"(seed {seed}): " + ", ".join(f"{p} = {d[:12]}" for p, d in digests.items()))
 
 
 def box_ap(runs: Dict[int, str], fallback: Optional[dict], variant: str, mode: str,
@@ -92,6 +108,8 @@ def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False)
            + (f" {per_seed_metric} 95 % CI |" if ci else ""),
            "|---|" + "---|" * (len(SIZE_KEYS) + 1 + ci)]
     for label, (a, ma), (b, mb) in diffs:
+        for s in seeds:
+            check_same_start(runs, a, b, s)
         rows = [(box_ap(runs, fallback, a, ma, s), box_ap(runs, fallback, b, mb, s)) for s in seeds]
         cells, per_seed, interval = [], "", ""
         for k in SIZE_KEYS:
