@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evidence_report import SIZE_KEYS, _cell, _finite, _stats  # noqa: E402
+from evidence_runs import PRETRAIN_HASH  # noqa: E402
 
 
 def parse_runs(items: List[str]) -> Dict[int, str]:
@@ -57,7 +58,7 @@ def check_same_start(runs: Dict[int, str], a: str, b: str, seed: int) -> None:
     the record, e.g. one trained from scratch or before the harness wrote it, is not checked)."""
     digests = {}
     for variant in (a, b):
-        path = os.path.join(runs[seed], variant.partition("@")[0], f"seed{seed}", "pretrain.sha256")
+        path = os.path.join(runs[seed], variant.partition("@")[0], f"seed{seed}", PRETRAIN_HASH)
         if os.path.isfile(path):
             with open(path) as f:
                 digests[path] = f.read().strip()
