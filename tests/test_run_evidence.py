@@ -104,6 +104,7 @@ def test_schedule_from_budget():
                                           "SOLVER.CHECKPOINT_PERIOD": "150"}
     for budget, steps in ((1, "()"), (2, "(1,)"), (4, "(3,)"), (8, "(6, 7)")):
         assert evidence_runs.schedule_opts(budget)[3] == steps
+    assert evidence_runs.schedule_opts(2400)[-1] == "300"  # long runs: lose <= 300 its when cut
 
 
 def test_shared_names_come_from_the_package():
