@@ -90,3 +90,18 @@ def test_runs_from_different_pretrained_weights_are_not_paired(tmp_path):
     with pytest.raises(ValueError, match=r"different pretrained weights \(seed 0\): .*a/seed0/"
                        r"pretrain.sha256 = abababababab, .*b/seed0/pretrain.sha256 = cdcdcdcdcdcd"):
         paired_seeds.main(argv)
+
+
+def test_a_side_may_be_the_mean_of_several_runs(tmp_path):
+    _write_run(tmp_path, "a", 0, {"hr": 5.0})
+    for variant, ap in (("b", 1.0), ("c", 2.0), ("d", 6.0)):
+        _write_run(tmp_path, variant, 0, {"hr": ap})
+    lines = paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "a − mean=a:hr,b:hr+c:hr+d:hr"])
+    assert lines[2] == "| a − mean | +2.0 (1/1) | +2.0 (1/1) | +2.0 (1/1) | +2.0 (1/1) | +2.0 |"  # 5 − 3
+    (tmp_path / "a" / "seed0" / "pretrain.sha256").write_text("ab" * 32 + "\n")
+    (tmp_path / "d" / "seed0" / "pretrain.sha256").write_text("cd" * 32 + "\n")
+    with pytest.raises(ValueError, match="different pretrained weights"):  # every run of the row
+        paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "x=a:hr,b:hr+d:hr"])
+    with pytest.raises(ValueError, match="a side may join runs"):
+        paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "x=a:hr,b:hr+"])
+

@@ -9,7 +9,9 @@ Each ``--runs K=DIR`` says where seed K's runs are: ``DIR/<variant>/seed<K>/eval
 (tools/run_evidence.py's layout). ``--fallback`` names a harness ``results.json`` read for a
 (variant, seed) whose run folder is gone. Each ``--diff "LABEL=VARIANT:MODE,REF_VARIANT:MODE"``
 is one row; ``VARIANT@DIR:MODE`` reads ``<variant>/seed<K>/DIR/eval_results.json`` instead of
-``eval/`` (e.g. an eval-only pass with other test settings, ``eval_norm_batch``). Both runs of a
+``eval/`` (e.g. an eval-only pass with other test settings, ``eval_norm_batch``). Either side
+may be several runs joined by ``+`` (``A:hr+B:hr+C:hr``): per seed, the mean of their metrics,
+e.g. a reference averaged over Mask R-CNN runs that differ only by a negligible change. Both runs of a
 pair come from the same folder, so each difference is measured on one machine even when the
 seeds' machines differ. Fine-tuned runs that record the weights they started from
 (``pretrain.sha256``, written by the harness) are paired only if those agree: a pretraining of
@@ -43,21 +45,34 @@ def parse_runs(items: List[str]) -> Dict[int, str]:
     return out
 
 
-def parse_diff(item: str) -> Tuple[str, Tuple[str, str], Tuple[str, str]]:
-    """"LABEL=VARIANT:MODE,REF:MODE" -> (label, (variant, mode), (ref variant, mode))."""
+Side = List[Tuple[str, str]]  # the (variant, mode) runs whose per-seed mean is one side of a row
+
+
+def parse_diff(item: str) -> Tuple[str, Side, Side]:
+    """"LABEL=VARIANT:MODE,REF:MODE" -> (label, [(variant, mode)], [(ref variant, mode)]); a side
+    "A:MODE+B:MODE" gives several runs, averaged per seed."""
     label, sep, rest = item.rpartition("=")
-    parts = rest.split(",")
-    if not sep or not label or len(parts) != 2 or not all(p.count(":") == 1 for p in parts):
-        raise ValueError(f"--diff {item!r}: expected LABEL=VARIANT:MODE,REF_VARIANT:MODE")
-    (a, ma), (b, mb) = (tuple(p.split(":")) for p in parts)
-    return label, (a, ma), (b, mb)
+    parts = [p.split("+") for p in rest.split(",")]
+    if (not sep or not label or len(parts) != 2
+            or not all(run.count(":") == 1 and run.split(":")[0] for side in parts for run in side)):
+        raise ValueError(f"--diff {item!r}: expected LABEL=VARIANT:MODE,REF_VARIANT:MODE "
+                         "(a side may join runs with +: A:hr+B:hr)")
+    a, b = ([tuple(run.split(":")) for run in side] for side in parts)
+    return label, a, b
 
 
-def check_same_start(runs: Dict[int, str], a: str, b: str, seed: int) -> None:
-    """ValueError if the two runs of a pair record different pretrained weights (a run without
-    the record, e.g. one trained from scratch or before the harness wrote it, is not checked)."""
+def side_ap(runs: Dict[int, str], fallback: Optional[dict], side: Side, seed: int) -> Dict[str, float]:
+    """The bbox metrics of one side of a row for one seed: one run's, or the mean of several."""
+    results = [box_ap(runs, fallback, variant, mode, seed) for variant, mode in side]
+    keys = [k for k in results[0] if all(_finite(r.get(k)) for r in results)]
+    return {k: sum(r[k] for r in results) / len(results) for k in keys}
+
+
+def check_same_start(runs: Dict[int, str], variants: List[str], seed: int) -> None:
+    """ValueError if the runs of a row record different pretrained weights (a run without the
+    record, e.g. one trained from scratch or before the harness wrote it, is not checked)."""
     digests = {}
-    for variant in (a, b):
+    for variant in variants:
         path = os.path.join(runs[seed], variant.partition("@")[0], f"seed{seed}", PRETRAIN_HASH)
         if os.path.isfile(path):
             with open(path) as f:
@@ -108,10 +123,10 @@ def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False)
     out = ["| | " + " | ".join(SIZE_KEYS) + f" | {per_seed_metric} per seed ({', '.join(map(str, seeds))}) |"
            + (f" {per_seed_metric} 95 % CI |" if ci else ""),
            "|---|" + "---|" * (len(SIZE_KEYS) + 1 + ci)]
-    for label, (a, ma), (b, mb) in diffs:
+    for label, a, b in diffs:
         for s in seeds:
-            check_same_start(runs, a, b, s)
-        rows = [(box_ap(runs, fallback, a, ma, s), box_ap(runs, fallback, b, mb, s)) for s in seeds]
+            check_same_start(runs, [variant for variant, _ in a + b], s)
+        rows = [(side_ap(runs, fallback, a, s), side_ap(runs, fallback, b, s)) for s in seeds]
         cells, per_seed, interval = [], "", ""
         for k in SIZE_KEYS:
             d = [x[k] - y[k] for x, y in rows if _finite(x.get(k)) and _finite(y.get(k))]
