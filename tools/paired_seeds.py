@@ -11,8 +11,8 @@ Each ``--runs K=DIR`` says where seed K's runs are: ``DIR/<variant>/seed<K>/eval
 is one row; ``VARIANT@DIR:MODE`` reads ``<variant>/seed<K>/DIR/eval_results.json`` instead of
 ``eval/`` (e.g. an eval-only pass with other test settings, ``eval_norm_batch``). Either side
 may be several runs joined by ``+`` (``A:hr+B:hr+C:hr``): per seed, the mean of their metrics,
-e.g. a reference averaged over Mask R-CNN runs that differ only by a negligible change. Both runs of a
-pair come from the same folder, so each difference is measured on one machine even when the
+e.g. a reference averaged over Mask R-CNN runs that differ only by a negligible change. All runs
+of a row come from the same folder, so each difference is measured on one machine even when the
 seeds' machines differ. Fine-tuned runs that record the weights they started from
 (``pretrain.sha256``, written by the harness) are paired only if those agree: a pretraining of
 one seed made again elsewhere need not be the same one.
