@@ -292,6 +292,41 @@ class TestSRGANTrainer(_GanTest):
         self.assertIn("exp_avg", next(iter(fresh.g_optimizer.state.values())))
 
 
+class TestGeneratorWithoutParameters(_GanTest):
+    """MODEL.SRRCNN.GENERATOR.NAME "IdentityGenerator": G's objective trains nothing, D's SR
+    terms on G's input itself still train D."""
+
+    def setUp(self):
+        torch.manual_seed(42)
+        self.cfg = get_tiny_cfg()
+        self.cfg.MODEL.SRRCNN.GENERATOR.NAME = "IdentityGenerator"
+        self.model = get_model_no_weights(self.cfg)
+        self.model.train()
+        self.g_params, self.d_params = split_generator_parameters(self.model)
+
+    def test_no_g_optimizer_and_d_steps(self):
+        self.assertEqual(self.g_params, [])
+        self.assertIsNone(build_generator_optimizer(self.cfg, self.model))
+        trainer = self._trainer([tiny_inputs(2)] * 2)
+        d0 = _snapshot(self.d_params)
+        storage = self._run_steps(trainer)
+        self.assertGreater(sum(_changed(self.d_params, d0)), 0.9 * len(self.d_params))
+        for k in ("G_total_loss", "loss_G_content", *SR_D_TERMS):
+            self.assertIn(k, storage.histories())
+
+    def test_state_dict_without_g_optimizer(self):
+        batches = [tiny_inputs(2)] * 2
+        trainer = self._trainer(batches)
+        self._run_steps(trainer, 1)
+        sd = copy.deepcopy(trainer.state_dict())
+        self.assertIn("optimizer", sd)
+        self.assertNotIn("g_optimizer", sd)
+        fresh = self._trainer(batches)
+        fresh.load_state_dict(sd)
+        self.assertEqual(fresh.iter, 1)
+        self.assertEqual(fresh.optimizer.state_dict()["param_groups"], sd["optimizer"]["param_groups"])
+
+
 class TestGeneratorLRScheduler(_GanTest):
     def test_both_schedulers_kept(self):
         self.assertNotEqual(GeneratorLRScheduler.__qualname__, hooks.LRScheduler.__qualname__)

@@ -12,6 +12,7 @@ from detectron2.layers import ShapeSpec
 
 from srrcnn.generator import (
     SRRCNN_GENERATOR_REGISTRY,
+    IdentityGenerator,
     ResidualBlock,
     SRResNetGenerator,
     build_generator,
@@ -439,3 +440,17 @@ def test_texture_scale_from_config():
     g = build_generator(cfg, shape)
     assert g.texture_channels == 12 and g.head[0].in_channels == 28
     assert g(torch.randn(3, 28, 7, 7)).shape == (3, 16, 7, 7)
+
+
+def test_identity_generator_returns_its_input_and_has_no_parameters():
+    cfg = get_tiny_cfg()
+    cfg.MODEL.SRRCNN.GENERATOR.NAME = "IdentityGenerator"
+    shape = ShapeSpec(channels=8, height=7, width=7)
+    g = build_generator(cfg, shape)
+    assert isinstance(g, IdentityGenerator) and g.output_shape == shape
+    assert list(g.parameters()) == [] and list(g.buffers()) == []
+    x = torch.randn(5, 8, 7, 7)
+    assert torch.equal(g(x), x) and torch.equal(g.eval()(x), x)
+    # with texture channels after the RoI feature: the RoI feature alone
+    assert torch.equal(g(torch.cat([x, torch.randn(5, 12, 7, 7)], dim=1)), x)
+    assert g(x[:0]).shape == (0, 8, 7, 7)

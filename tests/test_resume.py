@@ -34,7 +34,7 @@ class KillAfter(HookBase):
             raise Killed()
 
 
-def make_cfg(out_dir):
+def make_cfg(out_dir, opts=()):
     cfg = get_cfg()
     add_srrcnn_config(cfg)
     cfg.merge_from_file(os.path.join(CONFIG_DIR, "quick_schedules/sr_rcnn_instant_test.yaml"))
@@ -42,13 +42,13 @@ def make_cfg(out_dir):
         "OUTPUT_DIR", str(out_dir), "SOLVER.MAX_ITER", N, "SOLVER.STEPS", (N // 2 + 1,),
         "SOLVER.WARMUP_ITERS", 2, "SOLVER.CHECKPOINT_PERIOD", N // 2, "TEST.EVAL_PERIOD", 0,
         "DATASETS.TEST", (), "INPUT.RANDOM_FLIP", "none",  # worker-side randomness: see resume.py
-        "DATALOADER.NUM_WORKERS", 0, "SEED", 7,
+        "DATALOADER.NUM_WORKERS", 0, "SEED", 7, *opts,
     ])
     return cfg
 
 
-def train(out_dir, kill_at=None, resume=False):
-    cfg = make_cfg(out_dir)
+def train(out_dir, kill_at=None, resume=False, opts=()):
+    cfg = make_cfg(out_dir, opts)
     seed_all_rng(cfg.SEED)
     trainer = Trainer(cfg)
     if kill_at is not None:
@@ -94,6 +94,21 @@ def test_checkpoint_holds_both_optimizers_and_schedulers(tmp_path):
     hooks = ckpt["trainer"]["hooks"]
     assert {"LRScheduler", "GeneratorLRScheduler", "RNGStateHook"} <= set(hooks)
     assert hooks["LRScheduler"]["base_lrs"] != hooks["GeneratorLRScheduler"]["base_lrs"]
+
+
+def test_generator_without_parameters_trains_and_resumes(tmp_path):
+    """GENERATOR.NAME IdentityGenerator (a control): no G optimizer, no G schedule, exact resume."""
+    opts = ("MODEL.SRRCNN.GENERATOR.NAME", "IdentityGenerator")
+    straight = train(tmp_path / "straight", opts=opts)
+    assert straight._trainer.g_optimizer is None
+    train(tmp_path / "resumed", kill_at=N // 2 - 1, opts=opts)
+    resumed = train(tmp_path / "resumed", resume=True, opts=opts)
+    assert resumed.start_iter == N // 2 and resumed.iter == N
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ckpt = torch.load(tmp_path / "straight" / "model_final.pth", weights_only=True)
+    assert "g_optimizer" not in ckpt["trainer"]["_trainer"]
+    assert "GeneratorLRScheduler" not in ckpt["trainer"]["hooks"]
 
 
 class NaNAfter(HookBase):

@@ -45,7 +45,9 @@ def add_srrcnn_config(cfg):
     _C.MODEL.SRRCNN.LR_POOL_LEVEL = "scaled_box"
 
     # Generator G_w (§2.5): turns RoI_LR (C x P x P) into super-resolved features of the same
-    # shape. Built from the SRRCNN_GENERATOR registry.
+    # shape. Built from the SRRCNN_GENERATOR registry: "SRResNetGenerator" (thesis) or
+    # "IdentityGenerator" (no G, a control: G(x) = x, without parameters, so G's objective trains
+    # nothing and D's SR-path terms see G's input itself).
     _C.MODEL.SRRCNN.GENERATOR = CN()
     _C.MODEL.SRRCNN.GENERATOR.NAME = "SRResNetGenerator"
     # Residual blocks conv3x3-norm-act-conv3x3-norm + skip; the thesis uses 7.

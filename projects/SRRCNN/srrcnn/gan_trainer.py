@@ -6,7 +6,7 @@ iteration (SPEC §4), with the gradient routing of SPEC §3 made explicit.
 import logging
 import time
 from contextlib import contextmanager, nullcontext
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -71,10 +71,13 @@ def build_discriminator_optimizer(cfg, model: nn.Module) -> torch.optim.Optimize
         return build_optimizer(cfg, model)
 
 
-def build_generator_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:
+def build_generator_optimizer(cfg, model: nn.Module) -> Optional[torch.optim.Optimizer]:
     """AdamW over the generator's parameters, SOLVER.GENERATOR.* (SPEC §4), with gradient
-    clipping when SOLVER.GENERATOR.CLIP_GRADIENTS.ENABLED."""
+    clipping when SOLVER.GENERATOR.CLIP_GRADIENTS.ENABLED; None for a generator without
+    trainable parameters (e.g. ``IdentityGenerator``)."""
     g_params, _ = split_generator_parameters(model)
+    if not g_params:
+        return None
     s = cfg.SOLVER.GENERATOR
     optimizer = torch.optim.AdamW(g_params, lr=s.BASE_LR, betas=tuple(s.BETAS),
                                   weight_decay=s.WEIGHT_DECAY)
@@ -139,7 +142,8 @@ class SRGANTrainer(SimpleTrainer):
         Args:
             model, data_loader, kwargs: as for :class:`SimpleTrainer`.
             optimizer: D's optimizer (everything but G).
-            g_optimizer: G's optimizer.
+            g_optimizer: G's optimizer, or None for a generator without trainable parameters
+                (its objective is then computed, logged, and trains nothing).
             grad_scaler: a ``torch.amp.GradScaler`` for mixed precision on CUDA (one scaler
                 shared by both optimizers), or None for full precision.
             precision: autocast dtype when ``grad_scaler`` is given.
@@ -166,9 +170,10 @@ class SRGANTrainer(SimpleTrainer):
         if amp:
             g_total, d_total = self.grad_scaler.scale(g_total), self.grad_scaler.scale(d_total)
 
-        self.optimizer.zero_grad()
-        self.g_optimizer.zero_grad()
-        if g_total.requires_grad:
+        for o in (self.g_optimizer, self.optimizer):
+            if o is not None:
+                o.zero_grad()
+        if self.g_params and g_total.requires_grad:
             # G's objective -> G's weights only; the graph is kept for D's backward
             with record_function("srrcnn.backward_G"):
                 g_total.backward(inputs=self.g_params, retain_graph=True)
@@ -180,12 +185,13 @@ class SRGANTrainer(SimpleTrainer):
         self.after_backward()
 
         self._write_metrics(loss_dict, data_time)
+        optimizers = [o for o in (self.g_optimizer, self.optimizer) if o is not None]
         if not amp:
-            self.g_optimizer.step()
-            self.optimizer.step()
+            for o in optimizers:
+                o.step()
         else:  # one scaler, two optimizers: step each (skipped on inf/NaN grads), update once
-            self.grad_scaler.step(self.g_optimizer)
-            self.grad_scaler.step(self.optimizer)
+            for o in optimizers:
+                self.grad_scaler.step(o)
             self.grad_scaler.update()
 
     def _check_finite(self, loss_dict: Dict[str, torch.Tensor]) -> None:
@@ -220,14 +226,16 @@ class SRGANTrainer(SimpleTrainer):
 
     def state_dict(self):
         ret = super().state_dict()
-        ret["g_optimizer"] = self.g_optimizer.state_dict()
+        if self.g_optimizer is not None:
+            ret["g_optimizer"] = self.g_optimizer.state_dict()
         if self.grad_scaler is not None:
             ret["grad_scaler"] = self.grad_scaler.state_dict()
         return ret
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
-        self.g_optimizer.load_state_dict(state_dict["g_optimizer"])
+        if self.g_optimizer is not None:
+            self.g_optimizer.load_state_dict(state_dict["g_optimizer"])
         if self.grad_scaler is not None and "grad_scaler" in state_dict:
             self.grad_scaler.load_state_dict(state_dict["grad_scaler"])
 

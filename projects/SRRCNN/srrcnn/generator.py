@@ -273,6 +273,31 @@ class SRResNetGenerator(nn.Module):
         return self._output_shape
 
 
+@SRRCNN_GENERATOR_REGISTRY.register()
+class IdentityGenerator(nn.Module):
+    """
+    No generator, a control (beyond the thesis; issue 12): G(x) = x. D's SR-path terms (task
+    and real/fake) then see G's input itself, e.g. RoI_LR for the thesis pair: a second,
+    lower-resolution view of the sampled RoIs for the shared head, without super-resolution.
+    It has no parameters, so G's objective trains nothing (:class:`srrcnn.gan_trainer.SRGANTrainer`
+    takes no G step) and every test mode equals "hr".
+
+    Input (R, C + T, P, P), output its first C channels (R, C, P, P).
+    """
+
+    def __init__(self, cfg, input_shape: ShapeSpec):
+        super().__init__()
+        self._output_shape = input_shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, C + T, P, P) -> (R, C, P, P)."""
+        return x[:, :self._output_shape.channels]
+
+    @property
+    def output_shape(self) -> ShapeSpec:
+        return self._output_shape
+
+
 def build_generator(cfg, input_shape: ShapeSpec) -> nn.Module:
     """Build the generator named by ``cfg.MODEL.SRRCNN.GENERATOR.NAME``."""
     return SRRCNN_GENERATOR_REGISTRY.get(cfg.MODEL.SRRCNN.GENERATOR.NAME)(cfg, input_shape)

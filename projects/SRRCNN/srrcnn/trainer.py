@@ -58,7 +58,7 @@ class SRRCNNTrainer(DefaultTrainer):
         if self._sampler is not None:
             images_per_worker = self.cfg.SOLVER.IMS_PER_BATCH // comm.get_world_size()
             ret.insert(0, DataResumeHook(self._sampler, images_per_worker))
-        if isinstance(self._trainer, SRGANTrainer):
+        if isinstance(self._trainer, SRGANTrainer) and self._trainer.g_optimizer is not None:
             g_opt = self._trainer.g_optimizer
             d_sched = next(i for i, h in enumerate(ret) if type(h) is hooks.LRScheduler)
             g_sched = GeneratorLRScheduler(g_opt, build_generator_lr_scheduler(self.cfg, g_opt))
