@@ -451,8 +451,9 @@ def breakdown_worker(args, base_cfg, sr_cfg):
         label(model.backbone, "forward", "bench.backbone")
         label(model.roi_heads.box_head, "forward", "bench.box_head")
         label(model.roi_heads.box_predictor, "forward", "bench.box_predictor")
-        for opt in [trainer.optimizer] + ([trainer.g_optimizer] if hasattr(trainer, "g_optimizer") else []):
-            label(opt, "step", "bench.optimizer_step")
+        for opt in (trainer.optimizer, getattr(trainer, "g_optimizer", None)):
+            if opt is not None:  # no G optimizer: Mask R-CNN, or a G without parameters
+                label(opt, "step", "bench.optimizer_step")
         with EventStorage(0) as storage:
             for i in range(args.warmup):
                 trainer.storage, trainer.iter = storage, i

@@ -62,6 +62,16 @@ def test_breakdown_names_the_extra_work(output):
     assert float(rows["total"][1]) > float(rows["second backbone pass (0.5x image, forward)"][1])
 
 
+def test_train_and_breakdown_of_a_generator_without_parameters():
+    """GENERATOR.NAME IdentityGenerator: no G optimizer to step, G's range all but empty."""
+    res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY
+                         + ["--what", "train,breakdown", "MODEL.SRRCNN.GENERATOR.NAME", "IdentityGenerator"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "== breakdown" in res.stdout and "breakdown worker failed" not in res.stdout + res.stderr
+    assert float(res.stdout.strip().splitlines()[-1].split("=")[1]) > 0  # train_iter_ratio
+
+
 def test_unknown_measurement():
     res = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks/cost.py")] + TINY + ["--what", "speed"],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
