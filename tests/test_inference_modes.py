@@ -190,3 +190,22 @@ def test_texture_goes_into_the_generator_with_its_rois(roi, test_mode):
     heads.test_mode = "sr_lr"
     with pytest.raises(ValueError, match="TEXTURE_SCALE"):
         heads(images, roi.features(), proposals)
+
+
+def test_without_generator_parameters_sr_and_size_aware_give_hr(roi):
+    """GENERATOR.NAME IdentityGenerator (a control): G(x) = x, so "sr" and "size_aware" (merge
+    "mean" of two equal passes) predict what "hr" predicts."""
+    heads = roi.eval_heads("hr", GENERATOR__NAME="IdentityGenerator", SIZE_AWARE__MIN_SCORE=0.0)
+    feats = roi.features(lr=False)
+    proposals, _ = roi.proposals_and_targets()
+    calls, by_mode = roi.record_inputs(heads.generator), {}
+    for mode in ("hr", "sr", "size_aware"):
+        heads.test_mode = mode
+        by_mode[mode] = roi.predict(heads, feats, proposals)
+    assert len(calls) == 2 and len(calls[1]) > 0  # G ran in "sr" and on selected RoIs
+    for mode in ("sr", "size_aware"):
+        for a, b in zip(by_mode["hr"], by_mode[mode]):
+            assert len(a) == len(b) > 0
+            torch.testing.assert_close(a.pred_boxes.tensor, b.pred_boxes.tensor)
+            torch.testing.assert_close(a.scores, b.scores)
+            assert torch.equal(a.pred_classes, b.pred_classes)

@@ -280,7 +280,7 @@ class IdentityGenerator(nn.Module):
     and real/fake) then see G's input itself, e.g. RoI_LR for the thesis pair: a second,
     lower-resolution view of the sampled RoIs for the shared head, without super-resolution.
     It has no parameters, so G's objective trains nothing (:class:`srrcnn.gan_trainer.SRGANTrainer`
-    takes no G step) and every test mode equals "hr".
+    takes no G step), and the test modes "sr" and "size_aware" give what "hr" gives.
 
     Input (R, C + T, P, P), output its first C channels (R, C, P, P).
     """
