@@ -46,9 +46,12 @@ def _split_objectives(loss_dict):
 
 
 class _GanTest(unittest.TestCase):
+    GENERATOR = "SRResNetGenerator"  # MODEL.SRRCNN.GENERATOR.NAME
+
     def setUp(self):
         torch.manual_seed(42)
         self.cfg = get_tiny_cfg()
+        self.cfg.MODEL.SRRCNN.GENERATOR.NAME = self.GENERATOR
         self.model = get_model_no_weights(self.cfg)
         self.model.train()
         self.g_params, self.d_params = split_generator_parameters(self.model)
@@ -61,6 +64,13 @@ class _GanTest(unittest.TestCase):
             build_discriminator_optimizer(cfg, self.model),
             build_generator_optimizer(cfg, self.model),
         )
+
+    def _state_dict_after_a_step(self):
+        """(the batches, a copy of the trainer's state_dict after one step on them)."""
+        batches = [tiny_inputs(2)] * 2
+        trainer = self._trainer(batches)
+        self._run_steps(trainer, 1)
+        return batches, copy.deepcopy(trainer.state_dict())
 
     def _run_steps(self, trainer, n=1):
         with EventStorage(trainer.iter) as storage:
@@ -268,10 +278,7 @@ class TestSRGANTrainer(_GanTest):
         self.assertTrue(all(p.grad is None for p in self.model.parameters()))  # no backward ran
 
     def test_state_dict(self):
-        batches = [tiny_inputs(2)] * 2
-        trainer = self._trainer(batches)
-        self._run_steps(trainer, 1)
-        sd = copy.deepcopy(trainer.state_dict())
+        batches, sd = self._state_dict_after_a_step()
         self.assertIn("optimizer", sd)
         self.assertIn("g_optimizer", sd)
         self.assertEqual(sd["iteration"], 1)
@@ -296,13 +303,7 @@ class TestGeneratorWithoutParameters(_GanTest):
     """MODEL.SRRCNN.GENERATOR.NAME "IdentityGenerator": G's objective trains nothing, D's SR
     terms on G's input itself still train D."""
 
-    def setUp(self):
-        torch.manual_seed(42)
-        self.cfg = get_tiny_cfg()
-        self.cfg.MODEL.SRRCNN.GENERATOR.NAME = "IdentityGenerator"
-        self.model = get_model_no_weights(self.cfg)
-        self.model.train()
-        self.g_params, self.d_params = split_generator_parameters(self.model)
+    GENERATOR = "IdentityGenerator"
 
     def test_no_g_optimizer_and_d_steps(self):
         self.assertEqual(self.g_params, [])
@@ -315,10 +316,7 @@ class TestGeneratorWithoutParameters(_GanTest):
             self.assertIn(k, storage.histories())
 
     def test_state_dict_without_g_optimizer(self):
-        batches = [tiny_inputs(2)] * 2
-        trainer = self._trainer(batches)
-        self._run_steps(trainer, 1)
-        sd = copy.deepcopy(trainer.state_dict())
+        batches, sd = self._state_dict_after_a_step()
         self.assertIn("optimizer", sd)
         self.assertNotIn("g_optimizer", sd)
         fresh = self._trainer(batches)
