@@ -105,3 +105,25 @@ def test_a_side_may_be_the_mean_of_several_runs(tmp_path):
     with pytest.raises(ValueError, match="a side may join runs"):
         paired_seeds.main(["--runs", f"0={tmp_path}", "--diff", "x=a:hr,b:hr+"])
 
+
+
+def test_runs_on_other_float_kernels_are_marked(tmp_path):
+    _write_run(tmp_path, "a", 0, {"hr": 2.0})
+    _write_run(tmp_path, "b", 0, {"hr": 1.0})
+    _write_run(tmp_path, "a", 1, {"hr": 2.0})
+    _write_run(tmp_path, "b", 1, {"hr": 1.0})
+    cpu = {"torch": "2.14.1", "aten": "AVX512", "cpu": "Xeon", "isa": "avx2 avx512f"}
+    (tmp_path / "a" / "seed0" / "host.json").write_text(json.dumps({"train": [cpu]}))
+    argv = ["--runs", f"0={tmp_path}", "--runs", f"1={tmp_path}", "--diff", "x=a:hr,b:hr"]
+    lines = paired_seeds.main(argv)
+    assert lines[2].startswith("| x | +1.0") and len(lines) == 3  # one record, nothing to compare
+    (tmp_path / "b" / "seed0" / "host.json").write_text(json.dumps({"train": [cpu]}))
+    assert len(paired_seeds.main(argv)) == 3
+    other = dict(cpu, aten="AVX2", isa="avx2")
+    (tmp_path / "b" / "seed0" / "host.json").write_text(json.dumps({"train": [other]}))
+    lines = paired_seeds.main(argv)
+    assert lines[2].startswith("| x ‡ | +1.0") and lines[-1].endswith("x (seed 0).")
+    (tmp_path / "b" / "seed0" / "host.json").write_text(json.dumps({"train": [cpu]}))
+    (tmp_path / "a" / "seed1" / "host.json").write_text(json.dumps({"train": [cpu, other]}))
+    lines = paired_seeds.main(argv)  # resumed elsewhere
+    assert lines[2].startswith("| x ‡ |") and lines[-1].endswith("x (seed 1).")

@@ -13,6 +13,7 @@ import shutil
 import statistics
 
 import pytest
+import torch
 
 from srrcnn import evaluation
 from srrcnn.testing import REPO_ROOT
@@ -266,10 +267,17 @@ def test_failed_run_others_complete_then_resume(fake, tmp_path, capsys, monkeypa
     assert f"| {WITH_G} | 1 | missing |" in text
     assert table(text, "## Difference")[WITH_G][0] == "+3.0 (1/1)"
 
+    host = tmp_path / "out" / "sr_rcnn" / "seed1" / evidence_runs.HOST_RECORD
+    first = json.loads(host.read_text())["train"]
+    assert len(first) == 1 and first[0]["torch"] == torch.__version__ and first[0]["aten"]
+
     monkeypatch.delenv("FAKE_FAIL")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the resume takes other kernels
     code, out = fake("--seeds", "0", "1", "--jobs", "2", capsys=capsys)
     assert code == 0, out
     assert out.count("[skip]") == 3 and "[start] sr_rcnn/seed1: train" in out
+    segments = json.loads(host.read_text())["train"]
+    assert segments[0] == first[0] and segments[1]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert table((tmp_path / "docs" / "RESULTS.md").read_text(),
                  "## bbox AP")[WITH_G][-1] == "2"
 

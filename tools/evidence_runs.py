@@ -25,6 +25,14 @@ TAIL_LINES = 20
 # a fine-tuned run's record of the weights it started from: pretrainings of one seed need not
 # agree bit for bit across machines, and only runs started from the same weights are paired
 PRETRAIN_HASH = "pretrain.sha256"
+# what a run's float kernels were, per step and segment (a resume may run elsewhere): the same
+# command, seed and data give another trajectory from the first iterations on a CPU whose
+# instruction set makes oneDNN or MKL take another path (docs/SMALL_OBJECTS.md §2j point 9)
+HOST_RECORD = "host.json"
+KERNEL_ENV = ("OMP_NUM_THREADS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+              "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "CUBLAS_WORKSPACE_CONFIG")
+ISA_FLAGS = ("sse4_1", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+             "avx512_fp16", "amx_tile", "amx_bf16")
 
 
 def file_sha256(path: str) -> str:
@@ -34,6 +42,50 @@ def file_sha256(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _cpu_info() -> Dict[str, str]:
+    """The CPU's model name and which of ISA_FLAGS it has (Linux /proc/cpuinfo; else platform)."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and not model:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        import platform
+
+        model = platform.processor() or platform.machine()
+    return dict(cpu=model, isa=" ".join(f for f in ISA_FLAGS if f in flags))
+
+
+def kernel_fingerprint(env: Dict, device: str) -> Dict[str, str]:
+    """What decides a run's float arithmetic besides its command: torch's version and CPU kernel
+    level, the CPU (model, ISA flags), the environment variables of KERNEL_ENV that are set, and
+    on a GPU its name and the CUDA/cuDNN versions."""
+    import torch
+
+    out = dict(torch=torch.__version__, aten=torch.backends.cpu.get_cpu_capability(), **_cpu_info())
+    out.update({k: env[k] for k in KERNEL_ENV if env.get(k)})
+    if device.startswith("cuda") and torch.cuda.is_available():
+        out.update(gpu=torch.cuda.get_device_name(0), cuda=str(torch.version.cuda),
+                   cudnn=str(torch.backends.cudnn.version()))
+    return out
+
+
+def record_host(run: "Job", step: str, cmd: List[str], env: Dict) -> None:
+    """Append this machine's kernel_fingerprint to the run's HOST_RECORD under ``step``, unless
+    the step's last segment recorded the same."""
+    device = cmd[cmd.index("MODEL.DEVICE") + 1] if "MODEL.DEVICE" in cmd[:-1] else "cpu"
+    path = os.path.join(run.dir, HOST_RECORD)
+    record = read_json(path) if os.path.isfile(path) else {}
+    fingerprint = kernel_fingerprint(env, device)
+    if record.get(step, [None])[-1] != fingerprint:
+        record.setdefault(step, []).append(fingerprint)
+        write_json(path, record)
 
 
 def config_path(config: str) -> str:
@@ -181,6 +233,7 @@ def _step(run: Job, step: str, cmd: List[str], env: Dict) -> Optional[str]:
     """Run one train_net.py command, appending to <step>.log; None on success, else the error."""
     log = os.path.join(run.dir, f"{step}.log")
     logger.info("[start] %s: %s (log: %s)", run.key, step, log)
+    record_host(run, step, cmd, env)
     start = time.time()
     with open(log, "a") as f:
         f.write(f"# {datetime.datetime.now():%Y-%m-%d %H:%M:%S} {shlex.join(cmd)}\n")

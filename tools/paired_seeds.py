@@ -15,7 +15,9 @@ e.g. a reference averaged over Mask R-CNN runs that differ only by a negligible 
 of a row come from the same folder, so each difference is measured on one machine even when the
 seeds' machines differ. Fine-tuned runs that record the weights they started from
 (``pretrain.sha256``, written by the harness) are paired only if those agree: a pretraining of
-one seed made again elsewhere need not be the same one.
+one seed made again elsewhere need not be the same one. Runs that record the machine's float
+kernels (``host.json``, written by the harness) and differ there, or changed machine on a
+resume, are marked ‡: paired by data and initial weights, but not trajectory for trajectory.
 
   python tools/paired_seeds.py --runs 0=docs/results/small_objects_cpu/runs \\
       --runs 1=docs/results/small_objects_gpu/runs --runs 2=docs/results/small_objects_gpu/runs \\
@@ -31,7 +33,7 @@ from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evidence_report import SIZE_KEYS, _cell, _finite, _stats  # noqa: E402
-from evidence_runs import PRETRAIN_HASH  # noqa: E402
+from evidence_runs import HOST_RECORD, PRETRAIN_HASH  # noqa: E402
 
 
 def parse_runs(items: List[str]) -> Dict[int, str]:
@@ -82,6 +84,20 @@ def check_same_start(runs: Dict[int, str], variants: List[str], seed: int) -> No
                          f"(seed {seed}): " + ", ".join(f"{p} = {d[:12]}" for p, d in digests.items()))
 
 
+def same_kernels(runs: Dict[int, str], variants: List[str], seed: int) -> bool:
+    """False if the runs of a row that record their machine's float kernels (HOST_RECORD) were
+    trained on different ones, or one of them on several (a resume elsewhere); runs without the
+    record (made before the harness wrote it) are not checked."""
+    seen = set()
+    for variant in variants:
+        path = os.path.join(runs[seed], variant.partition("@")[0], f"seed{seed}", HOST_RECORD)
+        if os.path.isfile(path):
+            with open(path) as f:
+                segments = json.load(f).get("train", [])
+            seen.update(json.dumps(s, sort_keys=True) for s in segments)
+    return len(seen) <= 1
+
+
 def box_ap(runs: Dict[int, str], fallback: Optional[dict], variant: str, mode: str,
            seed: int) -> Dict[str, float]:
     """The bbox metrics of one run's test mode (``variant`` may end in ``@EVAL_DIR``); a clear
@@ -123,9 +139,13 @@ def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False)
     out = ["| | " + " | ".join(SIZE_KEYS) + f" | {per_seed_metric} per seed ({', '.join(map(str, seeds))}) |"
            + (f" {per_seed_metric} 95 % CI |" if ci else ""),
            "|---|" + "---|" * (len(SIZE_KEYS) + 1 + ci)]
+    marked = []
     for label, a, b in diffs:
+        variants = [variant for variant, _ in a + b]
         for s in seeds:
-            check_same_start(runs, [variant for variant, _ in a + b], s)
+            check_same_start(runs, variants, s)
+        mixed = [s for s in seeds if not same_kernels(runs, variants, s)]
+        label += " ‡" * bool(mixed)
         rows = [(side_ap(runs, fallback, a, s), side_ap(runs, fallback, b, s)) for s in seeds]
         cells, per_seed, interval = [], "", ""
         for k in SIZE_KEYS:
@@ -136,6 +156,10 @@ def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False)
                 per_seed = ", ".join(f"{v:+.1f}" for v in d)
                 interval = f" {confidence_interval(st)} |" if ci else ""
         out.append(f"| {label} | " + " | ".join(cells) + f" | {per_seed} |" + interval)
+        marked.extend(f"{label[:-2]} (seed {s})" for s in mixed)
+    if marked:
+        out += ["", "‡ trained on machines whose float kernels differ (host.json), not trajectory "
+                "for trajectory: " + ", ".join(marked) + "."]
     return out
 
 

@@ -7,8 +7,8 @@ test modes, config, table label (--list prints them); the first is the default b
 rename a variant: its run folders and their run.json are named after it.
 
 Each (variant, seed) run lives in OUT/<variant>/seed<k>/ (train.log, eval.log, run.json: the exact
-commands); a rerun skips evaluated runs, only evaluates trained ones and resumes the others from
-their last checkpoint. A run.json that differs from what would run now is an error (use another
+commands, host.json: the float kernels each training segment and evaluation ran on); a rerun skips
+evaluated runs, only evaluates trained ones and resumes the others from their last checkpoint. A run.json that differs from what would run now is an error (use another
 --out): results are never overwritten. Then RESULTS.md (mean ± std over seeds, paired
 differences to the baseline, per-seed numbers), results.json and results_ap_by_size.png are
 written into --docs-dir (default docs/results/evidence, over the committed ones) from the complete
