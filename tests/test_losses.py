@@ -15,6 +15,7 @@ from srrcnn.losses import (
     discriminator_adversarial_loss,
     gan_losses,
     generator_adversarial_loss,
+    roi_sides,
     roi_size_weights,
 )
 
@@ -135,6 +136,7 @@ def test_roi_size_weights():
     # small ground truth: 1; large: 32 / 128; background: from its own box, 32 / 64
     torch.testing.assert_close(roi_size_weights([p], 32.0, 4), torch.tensor([1.0, 0.25, 0.5]))
     assert roi_size_weights([p], 0.0, 4) is None and roi_size_weights([], 32.0, 4) is None
+    torch.testing.assert_close(roi_sides([p], 4), torch.tensor([16.0, 128.0, 64.0]))
 
 
 def test_gan_losses_weights_and_names():

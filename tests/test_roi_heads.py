@@ -15,6 +15,7 @@ from detectron2.utils.events import EventStorage
 
 from srrcnn.config import add_srrcnn_config
 from srrcnn.fast_rcnn import SRFastRCNNOutputLayers
+from srrcnn.losses import roi_sides
 from srrcnn.roi_heads import LR_SUFFIX, SRROIHeads
 from srrcnn.testing import get_model_no_weights, tiny_inputs
 from srrcnn.texture import IMAGE_KEY, pool_texture, texture_rois
@@ -53,7 +54,7 @@ def test_constructor_defaults_are_the_config_defaults(roi):
     from_config = SRROIHeads.from_config(cfg, shape)
     defaults = {name: p.default for name, p in inspect.signature(SRROIHeads.__init__).parameters.items()
                 if p.default is not p.empty and name in from_config}
-    assert len(defaults) == 16
+    assert len(defaults) == 17
     assert defaults == {k: from_config[k] for k in defaults}
 
 
@@ -214,6 +215,21 @@ def test_size_weighted_losses_finite(roi):
     _, _, _, _, losses = _train_generator_rois(roi, G_ROIS_PER_IMAGE=8, G_SIZE_WEIGHT_REF=32.0)
     assert set(losses) == EXPECTED_LOSS_KEYS
     assert all(torch.isfinite(v) for v in losses.values())
+
+
+def test_max_roi_size_keeps_only_small_rois(roi):
+    """G_MAX_ROI_SIZE: G's RoIs are exactly the sampled RoIs whose object is that small."""
+    heads, box_calls, roi_lr, sampled, losses = _train_generator_rois(
+        roi, G_ROIS_PER_IMAGE=0, G_POSITIVE_FRACTION=1.0, G_MAX_ROI_SIZE=80.0)
+    (_, boxes_hr, _), (_, boxes_lr, _) = box_calls
+    assert all(torch.isfinite(v) for v in losses.values())
+    kept = 0
+    for p, b_hr, b_lr in zip(sampled, boxes_hr, boxes_lr):
+        small = roi_sides([p], heads.num_classes) <= 80.0
+        assert 0 < small.sum() < len(p)  # this test's RoIs have both
+        assert sorted(map(tuple, (b_lr * 2).tolist())) == sorted(map(tuple, b_hr[small].tolist()))
+        kept += int(small.sum())
+    assert roi_lr.shape[0] == kept
 
 
 def test_lr_pool_level_full_box_keeps_the_full_boxes_level(roi):

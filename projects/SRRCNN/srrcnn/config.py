@@ -121,6 +121,11 @@ def add_srrcnn_config(cfg):
     # of its ground-truth box (of the proposal for background RoIs) in input pixels, so that
     # G learns small-object detail first. 0: uniform weights (thesis).
     _C.MODEL.SRRCNN.G_SIZE_WEIGHT_REF = 0.0
+    # > 0: G's RoIs (and so every SR-path term, D's included) are only sampled RoIs whose
+    # object, the ground-truth box (the proposal for background RoIs), is at most this many
+    # input pixels on a side (sqrt of its area), as feature-SR detectors apply SR to small
+    # proposals only (Noh et al., ICCV 2019). 0: any size (thesis).
+    _C.MODEL.SRRCNN.G_MAX_ROI_SIZE = 0.0
     # Test-time box path (§5, thesis Table 4). "sr" sends the full-resolution RoI features
     # through G before D's box head and predictor (thesis); "hr" skips G (plain Mask R-CNN
     # head); "size_aware" runs the plain head, then G only on the RoIs that SIZE_AWARE below

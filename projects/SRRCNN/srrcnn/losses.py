@@ -97,6 +97,15 @@ def roi_size_weights(proposals: List[Instances], ref: float, num_classes: int) -
     """
     if ref <= 0 or not proposals:
         return None
+    return (ref / roi_sides(proposals, num_classes).clamp(min=1e-3)).clamp(max=1.0)
+
+
+def roi_sides(proposals: List[Instances], num_classes: int) -> torch.Tensor:
+    """
+    (R,) sqrt(area) of each RoI's object in input pixels, over the concatenated proposals: of
+    its ground-truth box for foreground RoIs (``gt_classes`` < K = ``num_classes``), of the
+    proposal box for background ones.
+    """
     areas = []
     for p in proposals:
         fg = (p.gt_classes >= 0) & (p.gt_classes < num_classes)
@@ -104,8 +113,7 @@ def roi_size_weights(proposals: List[Instances], ref: float, num_classes: int) -
         if p.has("gt_boxes"):
             area = torch.where(fg, p.gt_boxes.area(), area)
         areas.append(area)
-    side = cat(areas).clamp(min=1e-6).sqrt()
-    return (ref / side).clamp(max=1.0)
+    return cat(areas).clamp(min=0).sqrt()
 
 
 def gan_losses(roi_hr: torch.Tensor, roi_sr: torch.Tensor, adv_hr: torch.Tensor,

@@ -18,7 +18,7 @@ from .fast_rcnn import SRFastRCNNOutputLayers
 from .generator import build_generator
 # TEST_MODES, G_LOSS_PREFIX: also imported from here (demo/demo.py, tests/test_gan_trainer.py)
 from .inference_modes import TEST_MODES, SRTestModes  # noqa: F401
-from .losses import G_LOSS_PREFIX, gan_losses, roi_size_weights  # noqa: F401
+from .losses import G_LOSS_PREFIX, gan_losses, roi_sides, roi_size_weights  # noqa: F401
 from .rng import ADV_INIT, G_INIT, G_ROIS, sr_random_stream, training_step_stream
 from .sampling import sample_generator_rois
 from .texture import IMAGE_KEY, pool_texture, texture_rois
@@ -56,7 +56,8 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
                  content_reduction: str = "mean", g_task_weight: float = 1.0,
                  d_task_weight: float = 0.5, adv_loss: str = "saturating",
                  g_rois_per_image: int = 64, g_positive_fraction: float = 0.75,
-                 g_size_weight_ref: float = 0.0, d_through_g: bool = True,
+                 g_size_weight_ref: float = 0.0, g_max_roi_size: float = 0.0,
+                 d_through_g: bool = True,
                  pair: str = "half_to_full", d_sr_task_weight: float = -1.0,
                  lr_box_pooler=None, d_content_weight: float = 0.0,
                  d_x2_task_weight: float = 0.0, texture_scale: int = 0, **kwargs):
@@ -69,6 +70,8 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
                 "real" samples the same boxes pooled from the crops' pyramid.
             g_rois_per_image, g_positive_fraction: see :func:`sample_generator_rois`.
             g_size_weight_ref: see :func:`srrcnn.losses.roi_size_weights`; 0: uniform (thesis).
+            g_max_roi_size: > 0: G trains only on RoIs whose object is at most this large
+                (:func:`srrcnn.losses.roi_sides`, input pixels); 0: any size (thesis).
             d_through_g: D's loss on G(RoI_LR) reaches the backbone through G's input
                 (thesis); False detaches G's input (G's own objective is unaffected).
             d_x2_task_weight: "full_to_double": weight of D's task terms on the 2x targets.
@@ -101,7 +104,7 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
         self.lr_scale, self.pair, self.d_through_g = lr_scale, pair, d_through_g
         # G's RoIs (srrcnn.sampling) and their weights
         self.g_rois_per_image, self.g_positive_fraction = g_rois_per_image, g_positive_fraction
-        self.g_size_weight_ref = g_size_weight_ref
+        self.g_size_weight_ref, self.g_max_roi_size = g_size_weight_ref, g_max_roi_size
         # the objectives' weights and forms (srrcnn.losses.gan_losses)
         self.adv_weight, self.adv_loss = adv_weight, adv_loss
         self.content_weight, self.content_reduction = content_weight, content_reduction
@@ -118,7 +121,8 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
                    g_task_weight=sr.G_TASK_WEIGHT, d_task_weight=sr.D_TASK_WEIGHT,
                    adv_loss=sr.ADV_LOSS, g_rois_per_image=sr.G_ROIS_PER_IMAGE,
                    g_positive_fraction=sr.G_POSITIVE_FRACTION,
-                   g_size_weight_ref=sr.G_SIZE_WEIGHT_REF, d_through_g=sr.D_THROUGH_G,
+                   g_size_weight_ref=sr.G_SIZE_WEIGHT_REF, g_max_roi_size=sr.G_MAX_ROI_SIZE,
+                   d_through_g=sr.D_THROUGH_G,
                    pair=sr.PAIR, d_sr_task_weight=sr.D_SR_TASK_WEIGHT,
                    d_content_weight=sr.D_CONTENT_WEIGHT, d_x2_task_weight=sr.D_X2_TASK_WEIGHT,
                    texture_scale=sr.GENERATOR.TEXTURE_SCALE)
@@ -177,7 +181,8 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
         else:
             with training_step_stream(G_ROIS):
                 g_idx, g_proposals = sample_generator_rois(
-                    proposals, self.g_rois_per_image, self.g_positive_fraction, self.num_classes)
+                    proposals, self.g_rois_per_image, self.g_positive_fraction, self.num_classes,
+                    eligible=self.small_rois(proposals))
             with record_function("srrcnn.roi_pool_lr"):
                 roi_in = self.pool_lr(features, g_proposals)
             roi_target = roi_hr[g_idx]
@@ -212,6 +217,13 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
             losses.update({f"{k}_x2": self.d_x2_task_weight * v for k, v in x2_losses.items()})
         return losses
 
+    def small_rois(self, proposals: List[Instances]) -> Optional[torch.Tensor]:
+        """None without G_MAX_ROI_SIZE, else (R,) bool over the concatenated sampled proposals:
+        those whose object (:func:`roi_sides`) is at most that many input pixels on a side."""
+        if self.g_max_roi_size <= 0:
+            return None
+        return roi_sides(proposals, self.num_classes) <= self.g_max_roi_size
+
     def pool_double_pairs(self, features: Dict[str, torch.Tensor], proposals: List[Instances]):
         """
         The "full_to_double" pairs: of the sampled proposals that lie wholly inside a 2x
@@ -228,6 +240,8 @@ class SRROIHeads(SRTestModes, StandardROIHeads):
         """
         windows = features[X2_WINDOWS]
         window_of, inside = assign_to_windows(proposals, windows)
+        small = self.small_rois(proposals)
+        inside = inside if small is None else inside & small
         with training_step_stream(G_ROIS):
             g_idx, _ = sample_generator_rois(proposals, self.g_rois_per_image,
                                              self.g_positive_fraction, self.num_classes, eligible=inside)
