@@ -230,6 +230,9 @@ def test_max_roi_size_keeps_only_small_rois(roi):
         assert sorted(map(tuple, (b_lr * 2).tolist())) == sorted(map(tuple, b_hr[small].tolist()))
         kept += int(small.sum())
     assert roi_lr.shape[0] == kept
+    _, _, roi_lr, _, losses = _train_generator_rois(roi, G_ROIS_PER_IMAGE=0, G_MAX_ROI_SIZE=1.0)
+    assert roi_lr.shape[0] == 0  # no RoI that small: G has no rows, every loss stays finite
+    assert all(torch.isfinite(v) for v in losses.values())
 
 
 def test_lr_pool_level_full_box_keeps_the_full_boxes_level(roi):
