@@ -145,7 +145,6 @@ def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False)
         for s in seeds:
             check_same_start(runs, variants, s)
         mixed = [s for s in seeds if not same_kernels(runs, variants, s)]
-        label += " ‡" * bool(mixed)
         rows = [(side_ap(runs, fallback, a, s), side_ap(runs, fallback, b, s)) for s in seeds]
         cells, per_seed, interval = [], "", ""
         for k in SIZE_KEYS:
@@ -155,8 +154,8 @@ def table(runs, fallback, diffs, per_seed_metric: str = "APs", ci: bool = False)
             if k == per_seed_metric:
                 per_seed = ", ".join(f"{v:+.1f}" for v in d)
                 interval = f" {confidence_interval(st)} |" if ci else ""
-        out.append(f"| {label} | " + " | ".join(cells) + f" | {per_seed} |" + interval)
-        marked.extend(f"{label[:-2]} (seed {s})" for s in mixed)
+        out.append(f"| {label}{' ‡' * bool(mixed)} | " + " | ".join(cells) + f" | {per_seed} |" + interval)
+        marked.extend(f"{label} (seed {s})" for s in mixed)
     if marked:
         out += ["", "‡ trained on machines whose float kernels differ (host.json), not trajectory "
                 "for trajectory: " + ", ".join(marked) + "."]
