@@ -273,9 +273,13 @@ def test_failed_run_others_complete_then_resume(fake, tmp_path, capsys, monkeypa
 
     monkeypatch.delenv("FAKE_FAIL")
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # the resume takes other kernels
+    (host.parent / "last_checkpoint").write_text("model_0000003.pth")  # as if it got that far
     code, out = fake("--seeds", "0", "1", "--jobs", "2", capsys=capsys)
     assert code == 0, out
     assert out.count("[skip]") == 3 and "[start] sr_rcnn/seed1: train" in out
+    times = json.loads((host.parent / "times.json").read_text())
+    assert [s["resumed_from"] for s in times["train_segments"]] == [None, "model_0000003.pth"]
+    assert times["train_s"] == pytest.approx(sum(s["s"] for s in times["train_segments"]), abs=0.2)
     segments = json.loads(host.read_text())["train"]
     assert segments[0] == first[0] and segments[1]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
     assert table((tmp_path / "docs" / "RESULTS.md").read_text(),

@@ -229,11 +229,21 @@ def record_pretrain(run: Run) -> None:
         f.write(file_sha256(run.pretrain.final) + "\n")
 
 
+def _last_checkpoint(run: Job) -> Optional[str]:
+    """The checkpoint file a ``--resume`` training of ``run`` starts from; None from scratch."""
+    path = os.path.join(run.dir, "last_checkpoint")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return f.read().strip() or None
+
+
 def _step(run: Job, step: str, cmd: List[str], env: Dict) -> Optional[str]:
     """Run one train_net.py command, appending to <step>.log; None on success, else the error."""
     log = os.path.join(run.dir, f"{step}.log")
     logger.info("[start] %s: %s (log: %s)", run.key, step, log)
     record_host(run, step, cmd, env)
+    resumed_from = _last_checkpoint(run) if step == "train" else None
     start = time.time()
     with open(log, "a") as f:
         f.write(f"# {datetime.datetime.now():%Y-%m-%d %H:%M:%S} {shlex.join(cmd)}\n")
@@ -243,6 +253,11 @@ def _step(run: Job, step: str, cmd: List[str], env: Dict) -> Optional[str]:
     times_path = os.path.join(run.dir, "times.json")
     times = read_json(times_path) if os.path.isfile(times_path) else {}
     times[f"{step}_s"] = round(times.get(f"{step}_s", 0.0) + seconds, 1)  # summed over resumes
+    if step == "train":  # where each segment started: a resumed run is not bit-identical to a
+        # straight one (the loaders' random flips are not checkpointed), so reproducing it
+        # needs its resume points
+        times.setdefault("train_segments", []).append(
+            {"resumed_from": resumed_from, "s": round(seconds, 1)})
     write_json(times_path, times)
     expected = run.final if step == "train" else run.done  # a Run's eval results
     if code == 0 and os.path.isfile(expected):
